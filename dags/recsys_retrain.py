@@ -1,0 +1,159 @@
+"""
+### recsys_retrain: nightly fine-tuning of the sequence recommender
+
+Per data interval (nightly by default; backfills and manual runs from the UI work the same way):
+
+1. **extract** the interval's behaviour events plus `window.history_days` of history and the item
+   catalogue from the `recsys_warehouse` connection into a Parquet snapshot;
+2. **validate** them with Great Expectations: a blocking failure stops the run here, with the
+   failed expectations named, and nothing downstream changes;
+3. **train** the challenger: the champion warm-started and fine-tuned on events before the cutoff
+   (or trained from scratch on the first night / with `full_retrain`);
+4. **evaluate** challenger, champion and most-popular on the same temporal holdout and **decide**;
+5. **promote** the challenger or **keep the champion** (a visible branch), then
+6. **publish** the champion's per-user top-K for the run's as-of date, atomically, into
+   `<output_schema>.recommendations` (see `latest_recommendations`).
+
+Configuration: `$RECSYS_CONFIG` (YAML/JSON, see `docs/configuration.md`), overridden by the params
+of the trigger form. Artifacts: `<artifact_root>/recsys_retrain/<as_of>/<run_id>/`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+DAG_ID = "recsys_retrain"
+
+
+def _context(context: dict[str, Any]) -> Any:
+    """The library's RunContext for this task's run: interval, warehouse URL, config + params."""
+    from airflow.sdk import BaseHook
+
+    from recsys_tasks.pipeline import make_context, resolve_interval
+    from recsys_tasks.warehouse import url_from_connection
+
+    params = context["params"]
+    start, end = resolve_interval(
+        context.get("data_interval_start"),
+        context.get("data_interval_end"),
+        as_of=params.get("as_of"),
+        fallback=context.get("logical_date") or context["dag_run"].run_after,
+    )
+    conn = BaseHook.get_connection(os.environ.get("RECSYS_WAREHOUSE_CONN_ID", "recsys_warehouse"))
+    url = url_from_connection(
+        conn_type=conn.conn_type,
+        host=conn.host,
+        login=conn.login,
+        password=conn.password,
+        port=conn.port,
+        schema=conn.schema,
+        extra=conn.extra_dejson,
+    )
+    overrides = {
+        "train.epochs": params.get("epochs"),
+        "train.fine_tune_epochs": params.get("epochs"),
+        "window.history_days": params.get("history_days"),
+        "publish.top_k": params.get("top_k"),
+    }
+    return make_context(
+        dag_id=context["dag"].dag_id,
+        run_id=context["run_id"],
+        interval_start=start,
+        interval_end=end,
+        warehouse_url=url,
+        overrides=overrides,
+    )
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule=CronDataIntervalTimetable(os.environ.get("RECSYS_SCHEDULE", "0 2 * * *"), timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["recsys", "training", "ml"],
+    doc_md=__doc__,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "owner": "recsys"},
+    params={
+        "as_of": Param(None, type=["null", "string"], format="date", description="Process the day ending at this date (YYYY-MM-DD) instead of the run's data interval."),
+        "epochs": Param(None, type=["null", "integer"], minimum=1, description="Training epochs for this run (default: config train.epochs / train.fine_tune_epochs)."),
+        "history_days": Param(None, type=["null", "integer"], minimum=0, description="Days of history before the interval to read (default: config window.history_days)."),
+        "top_k": Param(None, type=["null", "integer"], minimum=1, maximum=1000, description="Recommendations per user (default: config publish.top_k)."),
+        "full_retrain": Param(False, type="boolean", description="Train from scratch instead of fine-tuning the champion."),
+        "force_promote": Param(False, type="boolean", description="Promote tonight's challenger whatever its metrics."),
+        "dry_run": Param(False, type="boolean", description="Train and evaluate only: no promotion, no publication."),
+    },
+)
+def recsys_retrain() -> None:
+    @task
+    def extract(**context: Any) -> dict[str, Any]:
+        from recsys_tasks import pipeline
+
+        return pipeline.extract(_context(context))
+
+    @task
+    def validate(extracted: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from recsys_tasks import pipeline
+
+        return pipeline.validate(_context(context), extracted["snapshot"])
+
+    @task(queue=os.environ.get("RECSYS_GPU_QUEUE", "default"), execution_timeout=timedelta(hours=6))
+    def train(validated: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from recsys_tasks import pipeline
+
+        return pipeline.train(_context(context), validated["snapshot"], full_retrain=context["params"]["full_retrain"])
+
+    @task(queue=os.environ.get("RECSYS_GPU_QUEUE", "default"))
+    def evaluate(validated: dict[str, Any], trained: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from recsys_tasks import pipeline
+
+        return pipeline.evaluate(_context(context), validated["snapshot"], trained["model_version"], force_promote=context["params"]["force_promote"])
+
+    @task.branch
+    def decide(evaluation: dict[str, Any], **context: Any) -> str:
+        if context["params"]["dry_run"]:
+            return "dry_run_done"
+        return "promote" if evaluation["decision"]["outcome"] == "promote" else "keep_champion"
+
+    @task
+    def promote(evaluation: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from recsys_tasks import pipeline
+
+        return pipeline.promote(_context(context), evaluation["decision"])
+
+    @task
+    def keep_champion(evaluation: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from recsys_tasks import pipeline
+
+        return pipeline.keep_champion(_context(context), evaluation["decision"])
+
+    @task
+    def dry_run_done(evaluation: dict[str, Any]) -> dict[str, Any]:
+        return {"dry_run": True, "decision": evaluation["decision"]}
+
+    @task(trigger_rule="none_failed_min_one_success", queue=os.environ.get("RECSYS_GPU_QUEUE", "default"))
+    def publish(validated: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from recsys_tasks import pipeline
+
+        if context["params"]["dry_run"]:
+            raise AirflowSkipException("dry run: nothing is published")
+
+        return pipeline.publish(_context(context), validated["snapshot"])
+
+    validated = validate(extract())
+    evaluation = evaluate(validated, train(validated))
+    branch = decide(evaluation)
+    outcomes = [promote(evaluation), keep_champion(evaluation)]
+    branch >> [*outcomes, dry_run_done(evaluation)]
+    outcomes >> publish(validated)
+
+
+recsys_retrain()

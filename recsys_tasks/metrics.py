@@ -1,0 +1,76 @@
+"""Top-K ranking metrics: HR@K, NDCG@K, MRR@K and catalogue coverage.
+
+Each user has a ranked list of recommended items and a set of relevant (holdout) items. With one
+relevant item these reduce to the textbook leave-one-out definitions:
+HR@K = 1[rank <= K], NDCG@K = 1 / log2(rank + 1), MRR@K = 1 / rank (0 when rank > K).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Hashable, Sequence
+
+import numpy as np
+
+
+def ranking_metrics(
+    ranked: np.ndarray | Sequence[Sequence[Hashable]],
+    relevant: Sequence[Collection[Hashable]] | np.ndarray,
+    *,
+    k: int,
+) -> dict[str, float]:
+    """Mean HR@k, NDCG@k and MRR@k over users; ``ranked[u]`` is best first, ``relevant[u]`` a set.
+
+    Items may be model indices or item-id strings; a user with no relevant item counts as a miss.
+    """
+    n = len(relevant)
+    if len(ranked) != n:
+        raise ValueError(f"ranked has {len(ranked)} users but relevant has {n}")
+    if n == 0:
+        return {f"hr@{k}": 0.0, f"ndcg@{k}": 0.0, f"mrr@{k}": 0.0}
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    hr = ndcg = mrr = 0.0
+    for row, rel in zip(ranked, relevant, strict=True):
+        rel_set = {_plain(r) for r in rel}
+        if not rel_set:
+            continue
+        hits = np.fromiter((_plain(i) in rel_set for i in list(row)[:k]), dtype=bool)
+        if hits.any():
+            hr += 1.0
+            mrr += 1.0 / (int(np.argmax(hits)) + 1)
+            ideal = discounts[: min(len(rel_set), k)].sum()
+            ndcg += float(discounts[: len(hits)][hits].sum() / ideal)
+    return {f"hr@{k}": hr / n, f"ndcg@{k}": ndcg / n, f"mrr@{k}": mrr / n}
+
+
+def rank_of_targets(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """1-based rank of each row's target among that row's scores (ties count against the target)."""
+    target_scores = scores[np.arange(len(targets)), targets]
+    return (scores >= target_scores[:, None]).sum(axis=1)
+
+
+def metrics_from_ranks(ranks: np.ndarray, *, k: int) -> dict[str, float]:
+    """HR@k, NDCG@k, MRR@k from 1-based ranks of a single target per user."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    if ranks.size == 0:
+        return {f"hr@{k}": 0.0, f"ndcg@{k}": 0.0, f"mrr@{k}": 0.0}
+    hit = ranks <= k
+    return {
+        f"hr@{k}": float(hit.mean()),
+        f"ndcg@{k}": float(np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0).mean()),
+        f"mrr@{k}": float(np.where(hit, 1.0 / ranks, 0.0).mean()),
+    }
+
+
+def coverage(ranked: np.ndarray | Sequence[Sequence[Hashable]], *, catalogue_size: int, k: int) -> float:
+    """Share of the catalogue that appears in at least one user's top-k."""
+    if catalogue_size <= 0:
+        return 0.0
+    seen: set[Hashable] = set()
+    for row in ranked:
+        seen.update(_plain(i) for i in list(row)[:k])
+    return len(seen) / catalogue_size
+
+
+def _plain(value: Hashable) -> Hashable:
+    """numpy scalars as Python values, so ``np.int64(3)`` and ``3`` compare equal in sets."""
+    return value.item() if isinstance(value, np.generic) else value

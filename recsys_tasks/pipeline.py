@@ -1,0 +1,440 @@
+"""The stages of one retraining run, each a plain function a DAG task calls in one line.
+
+Every stage takes a :class:`RunContext` (which interval, which warehouse, which config) plus the
+small values earlier stages returned, and returns a small JSON-ready dict for XCom: paths, counts,
+versions and metrics, never frames or tensors. Every stage is safe to rerun for the same interval.
+
+Run layout (``<artifact_root>/<dag_id>/<as_of>/<run_id>/``)::
+
+    snapshot/events.parquet, items.parquet   raw extract of [history_start, interval_end)
+    clean/events.parquet, items.parquet      after counted, documented cleaning
+    data_docs/                               Great Expectations Data Docs of this run
+    train/                                   the challenger being trained (checkpoints)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from recsys_tasks.config import RecsysConfig, to_dict
+
+log = logging.getLogger(__name__)
+
+
+class NothingToPublish(RuntimeError):
+    """There is no champion yet, so no recommendations can be published."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a run is about: its interval, its warehouse and its configuration."""
+
+    dag_id: str
+    run_id: str
+    interval_start: datetime
+    interval_end: datetime
+    warehouse_url: str
+    config: RecsysConfig = field(default_factory=RecsysConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("interval_start", "interval_end"):
+            value = getattr(self, name)
+            if value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=timezone.utc))
+        if not self.interval_start < self.interval_end:
+            raise ValueError(f"data interval [{self.interval_start}, {self.interval_end}) is empty")
+
+    @property
+    def as_of(self) -> date:
+        """The day the run is about: the (UTC) date of the end of its data interval."""
+        return self.interval_end.astimezone(timezone.utc).date()
+
+    @property
+    def history_start(self) -> datetime:
+        return self.interval_start - timedelta(days=self.config.window.history_days)
+
+    @property
+    def cutoff(self) -> datetime:
+        """Training sees only events before this instant; the holdout starts here."""
+        span = self.interval_end - self.interval_start
+        return self.interval_start + span * self.config.window.cutoff_fraction
+
+    @property
+    def schema(self) -> str:
+        return self.config.warehouse.output_schema
+
+    @property
+    def artifact_root(self) -> Path:
+        return Path(self.config.artifact_root)
+
+    @property
+    def run_dir(self) -> Path:
+        safe_run = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id)
+        return self.artifact_root / self.dag_id / self.as_of.isoformat() / safe_run
+
+    @cached_property
+    def engine(self) -> sa.Engine:
+        from recsys_tasks.warehouse import create_engine
+
+        return create_engine(self.warehouse_url, output_schema=self.schema)
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def make_context(
+    *,
+    dag_id: str,
+    run_id: str,
+    interval_start: datetime,
+    interval_end: datetime,
+    warehouse_url: str,
+    overrides: Mapping[str, Any] | None = None,
+    config: RecsysConfig | None = None,
+) -> RunContext:
+    """A context with ``$RECSYS_CONFIG`` (or defaults) plus the run's overrides applied."""
+    cfg = config or RecsysConfig.from_env()
+    if overrides:
+        cfg = cfg.with_overrides({k: v for k, v in overrides.items() if v is not None})
+    return RunContext(dag_id, run_id, interval_start, interval_end, warehouse_url, cfg)
+
+
+def resolve_interval(
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    as_of: str | None = None,
+    fallback: datetime | None = None,
+    length: timedelta = timedelta(days=1),
+) -> tuple[datetime, datetime]:
+    """The ``[start, end)`` a run processes.
+
+    Precedence: an explicit ``as_of`` date (``YYYY-MM-DD``, from the trigger form) gives
+    ``[as_of - length, as_of)``; else Airflow's data interval when it is not empty; else the interval
+    of ``length`` ending at ``end`` (or ``fallback``: the logical date or the asset event's time) for
+    runs whose timetable gives a point instead of an interval. Never "now".
+    """
+    if as_of:
+        try:
+            day = date.fromisoformat(str(as_of))
+        except ValueError:
+            raise ValueError(f"as_of={as_of!r} is not a date; use YYYY-MM-DD") from None
+        stop = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        return stop - length, stop
+    if start is not None and end is not None and start < end:
+        return start, end
+    anchor = end or fallback
+    if anchor is None:
+        raise ValueError("the run has no data interval, logical date or as_of param; pass as_of=YYYY-MM-DD")
+    return anchor - length, anchor
+
+
+# ---------------------------------------------------------------------------------------------- extract
+
+
+def extract(ctx: RunContext) -> dict[str, Any]:
+    """Stream ``[history_start, interval_end)`` events and the catalogue into the run's snapshot."""
+    from recsys_tasks.warehouse import ensure_output_schema, extract_interval
+
+    ensure_output_schema(ctx.engine, ctx.schema)
+    log.info(
+        "extracting events of [%s, %s) (interval [%s, %s) plus %d days of history)",
+        ctx.history_start, ctx.interval_end, ctx.interval_start, ctx.interval_end, ctx.config.window.history_days,
+    )
+    snap = extract_interval(
+        ctx.engine, ctx.config.warehouse, start=ctx.history_start, end=ctx.interval_end, out_dir=ctx.run_dir / "snapshot"
+    )
+    return {"snapshot": str(snap.path), "events": snap.events, "items": snap.items}
+
+
+# ---------------------------------------------------------------------------------------------- validate
+
+
+def validate(ctx: RunContext, snapshot: str) -> dict[str, Any]:
+    """Clean and validate the snapshot; persist the results; raise on a blocking failure."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recsys_tasks.registry import iso
+    from recsys_tasks.sqlfiles import load_sql
+    from recsys_tasks.validation import clean_events, clean_items, raise_for_blocking, validate_snapshot
+    from recsys_tasks.warehouse import EVENTS_SCHEMA, ITEMS_SCHEMA, read_snapshot
+
+    events, items = read_snapshot(Path(snapshot))
+    events, event_counts = clean_events(events)
+    items, item_counts = clean_items(items)
+    counts = {**{f"events.{k}": v for k, v in event_counts.items()}, **{f"items.{k}": v for k, v in item_counts.items()}}
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(load_sql("select_previous_volumes", schema=ctx.schema)),
+            {"as_of": ctx.as_of.isoformat(), "limit": ctx.config.validation.volume_history_runs},
+        ).all()
+    previous = [int(r.interval_events) for r in reversed(rows)]  # oldest first
+    report = validate_snapshot(
+        events,
+        items,
+        interval_start=ctx.interval_start,
+        interval_end=ctx.interval_end,
+        history_start=ctx.history_start,
+        config=ctx.config.validation,
+        previous_volumes=previous,
+        docs_dir=ctx.run_dir / "data_docs",
+        run_id=ctx.run_id,
+        cleaning_counts=counts,
+    )
+    interval_events = int(((events["event_ts"] >= ctx.interval_start) & (events["event_ts"] < ctx.interval_end)).sum()) if "event_ts" in events else 0
+    stamp = iso(datetime.now(timezone.utc))
+    result_rows = [{**row, "run_id": ctx.run_id, "as_of": ctx.as_of.isoformat(), "created_at": stamp} for row in report.rows()]
+    with ctx.engine.begin() as conn:
+        conn.execute(sa.text(load_sql("delete_validation_results", schema=ctx.schema)), {"run_id": ctx.run_id})
+        if result_rows:
+            conn.execute(sa.text(load_sql("insert_validation_result", schema=ctx.schema)), result_rows)
+        conn.execute(
+            sa.text(load_sql("upsert_validation_run", schema=ctx.schema)),
+            {
+                "run_id": ctx.run_id,
+                "as_of": ctx.as_of.isoformat(),
+                "interval_events": interval_events,
+                "success": report.success,
+                "docs_uri": str(report.docs_path) if report.docs_path else None,
+                "created_at": stamp,
+            },
+        )
+    if report.docs_path:
+        log.info("Great Expectations Data Docs for this run: file://%s", Path(report.docs_path).resolve())
+    for warning in report.warnings:
+        log.warning("validation warning: %s", warning.describe())
+    raise_for_blocking(report)
+    clean_dir = ctx.run_dir / "clean"
+    clean_dir.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(events, schema=EVENTS_SCHEMA, preserve_index=False), clean_dir / "events.parquet")
+    pq.write_table(pa.Table.from_pandas(items, schema=ITEMS_SCHEMA, preserve_index=False), clean_dir / "items.parquet")
+    log.info("validation passed: %d events (%d in the interval), %d items; cleaning: %s", len(events), interval_events, len(items), counts)
+    return {
+        "snapshot": str(clean_dir),
+        "interval_events": interval_events,
+        "warnings": [w.describe() for w in report.warnings],
+        "cleaning": counts,
+        "docs": str(report.docs_path) if report.docs_path else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- train
+
+
+def train(ctx: RunContext, snapshot: str, *, full_retrain: bool | None = None) -> dict[str, Any]:
+    """Fine-tune the champion (or train from scratch) on events before the cutoff; register it."""
+    from recsys_tasks.data import ItemVocab, build_sequences, temporal_split
+    from recsys_tasks.recommender import read_sidecar
+    from recsys_tasks.registry import get_champion, get_model, register_model, store_model
+    from recsys_tasks.train import train_model
+    from recsys_tasks.warehouse import ensure_output_schema, read_snapshot
+
+    ensure_output_schema(ctx.engine, ctx.schema)
+    version = model_version_for(ctx)
+    existing = get_model(ctx.engine, ctx.schema, version)
+    if existing is not None:
+        log.info("challenger %s was already trained and registered by this run; reusing it", version)
+        return {"model_version": version, "model_dir": existing.artifact_uri, "parent_version": existing.parent_version, "reused": True}
+    events, items = read_snapshot(Path(snapshot))
+    split = temporal_split(events, ctx.cutoff, items_per_user=ctx.config.window.holdout_items_per_user)
+    champion = get_champion(ctx.engine, ctx.schema)
+    retrain = ctx.config.train.full_retrain if full_retrain is None else full_retrain
+    init_from = None
+    if champion is not None and not retrain and champion.kind == "transformer":
+        init_from = champion.model_dir
+        vocab = ItemVocab(read_sidecar(init_from)["item_ids"])
+        log.info("warm start from champion %s (%d items)", champion.model_version, len(vocab) - 1)
+    else:
+        vocab = ItemVocab()
+        log.info("training from scratch (%s)", "full_retrain requested" if retrain else "no champion yet")
+    added = vocab.extend(sorted(set(items["item_id"].dropna().astype(str))))
+    added += vocab.extend(sorted(set(split.train_events["item_id"].dropna().astype(str))))
+    log.info("item vocabulary: %d items (%d new tonight)", len(vocab) - 1, len(added))
+    sequences = build_sequences(split.train_events, vocab)
+    if sequences.num_interactions == 0:
+        raise ValueError(
+            f"no item events before the cutoff {ctx.cutoff:%Y-%m-%d %H:%M} in [{ctx.history_start}, {ctx.interval_end}); "
+            "nothing to train on. Check the interval and window.history_days."
+        )
+    texts = item_texts(items)
+    work_dir = ctx.run_dir / "train"
+    config = ctx.config.train
+    if retrain and not config.full_retrain:
+        config = ctx.config.with_overrides({"train.full_retrain": True}).train
+    result = train_model(
+        train=sequences,
+        vocab=vocab,
+        model_cfg=ctx.config.model,
+        train_cfg=config,
+        out_dir=work_dir,
+        item_text=texts if ctx.config.model.use_item_text else None,
+        init_from=init_from,
+        text_cache_dir=ctx.artifact_root / "text_cache",
+    )
+    model_dir, checksum = store_model(result.model_dir, ctx.artifact_root, version)
+    register_model(
+        ctx.engine,
+        ctx.schema,
+        model_version=version,
+        parent_version=champion.model_version if init_from is not None and champion else None,
+        kind="transformer",
+        dag_id=ctx.dag_id,
+        run_id=ctx.run_id,
+        as_of=ctx.as_of,
+        data_start=ctx.history_start,
+        data_end=ctx.cutoff,
+        artifact_uri=str(model_dir.resolve()),
+        checksum=checksum,
+        config=to_dict(ctx.config),
+        metrics={f"validation.{k}": v for k, v in result.metrics.items()},
+    )
+    log.info("registered challenger %s (%d epochs, %.1fs, %.0f seqs/s)", version, result.epochs, result.seconds, result.seqs_per_s)
+    return {
+        "model_version": version,
+        "model_dir": str(model_dir),
+        "parent_version": champion.model_version if init_from is not None and champion else None,
+        "epochs": result.epochs,
+        "train_seconds": round(result.seconds, 2),
+        "validation": result.metrics,
+    }
+
+
+def item_texts(items: Any) -> dict[str, str]:
+    """``"<title> | <category>"`` per item: the text the language model encodes."""
+    titles = items["title"].fillna("").astype(str)
+    cats = items["category"].fillna("").astype(str)
+    return {str(i): f"{t} | {c}".strip(" |") for i, t, c in zip(items["item_id"], titles, cats, strict=True)}
+
+
+def model_version_for(ctx: RunContext) -> str:
+    """The challenger version of a run: stable across retries of the run, unique across runs."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{ctx.dag_id}/{ctx.run_id}".encode()).hexdigest()[:10]
+    return f"m{ctx.as_of:%Y%m%d}-{digest}"
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+
+
+def evaluate(ctx: RunContext, snapshot: str, challenger_version: str, *, force_promote: bool = False) -> dict[str, Any]:
+    """Score challenger, champion and most-popular on the run's holdout; store; decide."""
+    from recsys_tasks.data import ItemVocab, build_sequences, temporal_split
+    from recsys_tasks.evaluate import build_holdout, decide, score, store_evaluation, summary_line
+    from recsys_tasks.recommender import PopularityRecommender, load_recommender
+    from recsys_tasks.registry import get_champion, get_model, set_metrics
+    from recsys_tasks.warehouse import read_snapshot
+
+    cfg = ctx.config.evaluation
+    events, items = read_snapshot(Path(snapshot))
+    split = temporal_split(events, ctx.cutoff, items_per_user=ctx.config.window.holdout_items_per_user)
+    holdout = build_holdout(split)
+    log.info("holdout: %d users with events after the cutoff %s", len(holdout), ctx.cutoff)
+    challenger = get_model(ctx.engine, ctx.schema, challenger_version)
+    if challenger is None:
+        raise ValueError(f"challenger {challenger_version} is not registered; rerun the train task")
+    champion = get_champion(ctx.engine, ctx.schema)
+    if champion is not None and champion.model_version == challenger_version:
+        champion = None  # a rerun after promotion: nothing else to compare against
+    results: dict[str, Any] = {}
+    ch_rec = load_recommender(challenger.model_dir, device=ctx.config.train.device)
+    results["challenger"] = score(ch_rec, holdout, k=cfg.k)
+    store_evaluation(ctx.engine, ctx.schema, run_id=ctx.run_id, as_of=ctx.as_of, model_version=challenger_version, role="challenger", metrics=results["challenger"])
+    # Baseline: most popular in the last 7 days before the cutoff, over the challenger's catalogue.
+    vocab = ItemVocab(ch_rec.vocab.item_ids)
+    popularity = PopularityRecommender.fit(build_sequences(split.train_events, vocab), vocab, recent_seconds=7 * 86400)
+    results["baseline"] = score(popularity, holdout, k=cfg.k)
+    store_evaluation(ctx.engine, ctx.schema, run_id=ctx.run_id, as_of=ctx.as_of, model_version="most_popular", role="baseline", metrics=results["baseline"])
+    if champion is not None:
+        results["champion"] = score(load_recommender(champion.model_dir, device=ctx.config.train.device), holdout, k=cfg.k)
+        store_evaluation(ctx.engine, ctx.schema, run_id=ctx.run_id, as_of=ctx.as_of, model_version=champion.model_version, role="champion", metrics=results["champion"])
+    set_metrics(ctx.engine, ctx.schema, challenger_version, results["challenger"]["all"], len(holdout))
+    for role, version in (("challenger", challenger_version), ("champion", champion.model_version if champion else "-"), ("baseline", "most_popular")):
+        if role in results:
+            log.info("%s", summary_line(role, version, results[role], cfg.k))
+    decision = decide(
+        cfg=cfg,
+        challenger=challenger_version,
+        challenger_metrics=results["challenger"]["all"],
+        baseline_metrics=results["baseline"]["all"],
+        champion=champion,
+        champion_metrics=results.get("champion", {}).get("all") if champion else None,
+        challenger_data_end=challenger.data_end,
+        holdout_users=len(holdout),
+        force=force_promote,
+    )
+    log.info("decision: %s (%s)", decision.outcome, decision.reason)
+    return {"decision": decision.to_dict(), "metrics": {r: m["all"] for r, m in results.items()}, "holdout_users": len(holdout)}
+
+
+def promote(ctx: RunContext, decision: Mapping[str, Any]) -> dict[str, Any]:
+    """Make the challenger champion (the previous champion is retired)."""
+    from recsys_tasks.registry import promote as promote_version
+
+    promote_version(ctx.engine, ctx.schema, decision["challenger"], decision=decision["reason"])
+    return {"champion": decision["challenger"], "previous": decision.get("champion")}
+
+
+def keep_champion(ctx: RunContext, decision: Mapping[str, Any]) -> dict[str, Any]:
+    """Record that the challenger was rejected and the champion stays."""
+    from recsys_tasks.registry import get_model, set_status
+
+    record = get_model(ctx.engine, ctx.schema, decision["challenger"])
+    if record is not None and record.status != "champion":
+        set_status(ctx.engine, ctx.schema, decision["challenger"], "rejected", decision=decision["reason"])
+    log.info("kept champion %s: %s", decision.get("champion"), decision["reason"])
+    return {"champion": decision.get("champion"), "rejected": decision["challenger"]}
+
+
+# ---------------------------------------------------------------------------------------------- publish
+
+
+def publish(ctx: RunContext, snapshot: str, *, top_k: int | None = None) -> dict[str, Any]:
+    """Publish the champion's top-K for every user with item events in the snapshot, as of ``ctx.as_of``."""
+    from recsys_tasks.data import build_sequences
+    from recsys_tasks.publish import exclusions, publish as write_publication, recommendation_rows
+    from recsys_tasks.recommender import load_recommender
+    from recsys_tasks.registry import get_champion
+    from recsys_tasks.warehouse import ensure_output_schema, read_snapshot
+
+    ensure_output_schema(ctx.engine, ctx.schema)
+    champion = get_champion(ctx.engine, ctx.schema)
+    if champion is None:
+        raise NothingToPublish(
+            "there is no champion model yet (the first challenger did not beat most-popular); nothing was "
+            "published. Inspect the evaluations table, or rerun with force_promote=true to accept it."
+        )
+    events, items = read_snapshot(Path(snapshot))
+    recommender = load_recommender(champion.model_dir, device=ctx.config.train.device)
+    users = sorted(set(events.loc[events["item_id"].notna(), "user_id"].astype(str)))
+    histories = build_sequences(events, recommender.vocab, users=users)
+    cfg = ctx.config.publish
+    k = min(top_k or cfg.top_k, len(recommender.vocab) - 1)
+    excluded = exclusions(histories, cfg.exclude_event_types)
+    titles = dict(zip(items["item_id"].astype(str), items["title"].fillna("").astype(str), strict=True))
+    rows = recommendation_rows(
+        recommender,
+        histories,
+        k=k,
+        exclude=excluded,
+        as_of=ctx.as_of,
+        run_id=ctx.run_id,
+        model_version=champion.model_version,
+        titles=titles,
+        batch_users=cfg.batch_users,
+    )
+    result = write_publication(
+        ctx.engine, ctx.schema, rows, as_of=ctx.as_of, run_id=ctx.run_id, model_version=champion.model_version, top_k=k
+    )
+    return {"as_of": ctx.as_of.isoformat(), "model_version": champion.model_version, "users": result.users, "rows": result.rows}

@@ -1,0 +1,243 @@
+"""The model registry: one row per model version in ``<schema>.model_registry``.
+
+Statuses: ``candidate`` (trained, not yet judged), ``champion`` (exactly one; a unique partial index
+enforces it in the database), ``rejected`` (lost its evaluation) and ``retired`` (a former champion).
+A model version is immutable: its artifact directory is never rewritten and its checksum is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from recsys_tasks.sqlfiles import load_sql
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("candidate", "champion", "rejected", "retired")
+
+
+class RegistryError(RuntimeError):
+    """The registry cannot do what was asked; the message says which version and why."""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registry row."""
+
+    model_version: str
+    parent_version: str | None
+    kind: str
+    status: str
+    dag_id: str
+    run_id: str
+    as_of: date
+    data_start: datetime
+    data_end: datetime
+    artifact_uri: str
+    checksum: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    holdout_users: int | None
+    decision: str | None
+
+    @property
+    def model_dir(self) -> Path:
+        return Path(self.artifact_uri)
+
+
+def iso(value: datetime | date) -> str:
+    """A timestamp or date as the ISO text both PostgreSQL and SQLite store and compare correctly."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+    return value.isoformat()
+
+
+def now_iso() -> str:
+    return iso(datetime.now(timezone.utc))
+
+
+def directory_checksum(path: Path) -> str:
+    """sha256 over the relative names and bytes of every file in ``path`` (sorted)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode())
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def store_model(trained_dir: Path, artifact_root: Path, model_version: str) -> tuple[Path, str]:
+    """Copy a trained model's files into ``<artifact_root>/models/<version>/``; return (dir, checksum).
+
+    Only the top-level files (weights + sidecar) are copied; resume checkpoints stay with the run.
+    The copy is made under a temporary name and renamed, so a model directory is complete or absent.
+    A directory left by an attempt that never registered is replaced.
+    """
+    final = Path(artifact_root) / "models" / model_version
+    tmp = final.with_name(final.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for file in sorted(Path(trained_dir).iterdir()):
+        if file.is_file():
+            shutil.copy2(file, tmp / file.name)
+    checksum = directory_checksum(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.replace(final)
+    return final, checksum
+
+
+def register_model(
+    engine: sa.Engine,
+    schema: str,
+    *,
+    model_version: str,
+    parent_version: str | None,
+    kind: str,
+    dag_id: str,
+    run_id: str,
+    as_of: date,
+    data_start: datetime,
+    data_end: datetime,
+    artifact_uri: str,
+    checksum: str,
+    config: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None = None,
+    holdout_users: int | None = None,
+) -> ModelRecord:
+    """Insert a candidate row (no-op if the version exists) and return the stored row."""
+    params = {
+        "model_version": model_version,
+        "parent_version": parent_version,
+        "kind": kind,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "as_of": iso(as_of),
+        "data_start": iso(data_start),
+        "data_end": iso(data_end),
+        "artifact_uri": artifact_uri,
+        "checksum": checksum,
+        "config": json.dumps(config, sort_keys=True, default=str),
+        "metrics": json.dumps(metrics or {}, sort_keys=True),
+        "holdout_users": holdout_users,
+    }
+    with engine.begin() as conn:
+        conn.execute(sa.text(load_sql("insert_model", schema=schema)), params)
+    record = get_model(engine, schema, model_version)
+    assert record is not None
+    return record
+
+
+def get_model(engine: sa.Engine, schema: str, model_version: str) -> ModelRecord | None:
+    """The registry row of ``model_version``, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(load_sql("select_model", schema=schema)), {"model_version": model_version}).first()
+    return _record(row) if row else None
+
+
+def get_champion(engine: sa.Engine, schema: str) -> ModelRecord | None:
+    """The current champion, or None before the first promotion."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(load_sql("select_champion", schema=schema))).all()
+    if len(rows) > 1:  # impossible with the unique index; a hand-edited table would show it here
+        raise RegistryError(f"{schema}.model_registry has {len(rows)} champions; exactly one is allowed")
+    return _record(rows[0]) if rows else None
+
+
+def list_models(engine: sa.Engine, schema: str) -> list[ModelRecord]:
+    """Every registered model, newest first."""
+    with engine.connect() as conn:
+        return [_record(r) for r in conn.execute(sa.text(load_sql("select_models", schema=schema)))]
+
+
+def set_metrics(engine: sa.Engine, schema: str, model_version: str, metrics: Mapping[str, Any], holdout_users: int) -> None:
+    """Store the challenger metrics of the run that judged ``model_version``."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(load_sql("update_model_metrics", schema=schema)),
+            {"model_version": model_version, "metrics": json.dumps(dict(metrics), sort_keys=True), "holdout_users": holdout_users},
+        )
+
+
+def promote(engine: sa.Engine, schema: str, model_version: str, *, decision: str) -> None:
+    """Make ``model_version`` the champion and retire the previous one, in one transaction."""
+    with engine.begin() as conn:
+        _lock(conn, schema)
+        row = conn.execute(sa.text(load_sql("select_model", schema=schema)), {"model_version": model_version}).first()
+        if row is None:
+            raise RegistryError(f"model version {model_version!r} is not in {schema}.model_registry")
+        if row.status == "champion":
+            return
+        stamp = now_iso()
+        conn.execute(sa.text(load_sql("retire_champion", schema=schema)), {"decision": f"replaced by {model_version}", "now": stamp})
+        conn.execute(
+            sa.text(load_sql("update_model_status", schema=schema)),
+            {"model_version": model_version, "status": "champion", "decision": decision, "now": stamp},
+        )
+    log.info("promoted %s to champion: %s", model_version, decision)
+
+
+def set_status(engine: sa.Engine, schema: str, model_version: str, status: str, *, decision: str) -> None:
+    """Mark a non-champion version ``rejected``/``candidate``/``retired`` with the reason."""
+    if status not in STATUSES or status == "champion":
+        raise RegistryError(f"status {status!r} cannot be set directly; use promote() for champion")
+    with engine.begin() as conn:
+        _lock(conn, schema)
+        row = conn.execute(sa.text(load_sql("select_model", schema=schema)), {"model_version": model_version}).first()
+        if row is None:
+            raise RegistryError(f"model version {model_version!r} is not in {schema}.model_registry")
+        if row.status == "champion":
+            raise RegistryError(f"{model_version} is the champion; promote another version instead")
+        conn.execute(
+            sa.text(load_sql("update_model_status", schema=schema)),
+            {"model_version": model_version, "status": status, "decision": decision, "now": now_iso()},
+        )
+
+
+def _lock(conn: sa.Connection, schema: str) -> None:
+    """Serialise registry changes (two runs must not both promote)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"recsys-registry-{schema}"})
+
+
+def _record(row: sa.Row) -> ModelRecord:
+    m = row._mapping
+
+    def as_json(value: Any) -> dict[str, Any]:
+        return json.loads(value) if isinstance(value, str) else dict(value or {})
+
+    def as_dt(value: Any) -> datetime:
+        return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+    def as_date(value: Any) -> date:
+        return value if isinstance(value, date) and not isinstance(value, datetime) else date.fromisoformat(str(value)[:10])
+
+    return ModelRecord(
+        model_version=m["model_version"],
+        parent_version=m["parent_version"],
+        kind=m["kind"],
+        status=m["status"],
+        dag_id=m["dag_id"],
+        run_id=m["run_id"],
+        as_of=as_date(m["as_of"]),
+        data_start=as_dt(m["data_start"]),
+        data_end=as_dt(m["data_end"]),
+        artifact_uri=m["artifact_uri"],
+        checksum=m["checksum"],
+        config=as_json(m["config"]),
+        metrics=as_json(m["metrics"]),
+        holdout_users=m["holdout_users"],
+        decision=m["decision"],
+    )

@@ -1,0 +1,97 @@
+"""Load the project's SQL statements by name from ``sql/``.
+
+Every statement lives in ``sql/<verb>_<object>.sql`` (DDL in ``sql/schema/``). A dialect-specific
+variant ``<name>.<dialect>.sql`` (``postgresql``, ``sqlite``) wins over the portable file. Values are
+bound parameters (``:name``); identifiers that come from config are written ``{{schema}}``-style
+placeholders and substituted only after validation and quoting.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from recsys_tasks.config import check_identifier
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class SqlFileNotFound(FileNotFoundError):
+    """No SQL file of that name exists for that dialect."""
+
+
+@lru_cache(maxsize=256)
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def sql_path(name: str, *, dialect: str | None = None) -> Path:
+    """The file for statement ``name`` (``"schema/output_tables"``, ``"select_events"``)."""
+    candidates = []
+    if dialect:
+        candidates.append(SQL_DIR / f"{name}.{dialect}.sql")
+    candidates.append(SQL_DIR / f"{name}.sql")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise SqlFileNotFound(f"no SQL file for {name!r} (looked for {', '.join(str(c) for c in candidates)})")
+
+
+def load_sql(
+    name: str,
+    *,
+    dialect: str | None = None,
+    date_literals: dict[str, str] | None = None,
+    **identifiers: str,
+) -> str:
+    """Statement text with ``{{placeholders}}`` replaced by validated, quoted identifiers.
+
+    DDL cannot take bound parameters, so ``date_literals`` fills placeholders with ISO dates
+    (``2026-01-05``) after checking them against a strict pattern.
+    """
+    text = _read(sql_path(name, dialect=dialect))
+    literals = date_literals or {}
+
+    def substitute(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key in literals:
+            value = literals[key]
+            if not _ISO_DATE.match(value):
+                raise ValueError(f"{key}={value!r} is not an ISO date (YYYY-MM-DD)")
+            return value
+        if key not in identifiers:
+            raise KeyError(f"SQL file {name!r} needs identifier {key!r}")
+        return quote_identifier(identifiers[key], key=key)
+
+    return _PLACEHOLDER.sub(substitute, text)
+
+
+def quote_identifier(value: str, *, key: str = "identifier") -> str:
+    """``"value"`` after checking it is a plain identifier; dotted ``schema.table`` is quoted per part."""
+    parts = value.split(".") if "." in value else [value]
+    return ".".join('"' + check_identifier(p, key=key) + '"' for p in parts)
+
+
+def split_statements(text: str) -> list[str]:
+    """Split a script on semicolons at line ends; ``$$``-quoted bodies are kept whole."""
+    statements, current, in_dollar = [], [], False
+    for line in text.splitlines():
+        if line.count("$$") % 2 == 1:
+            in_dollar = not in_dollar
+        current.append(line)
+        if not in_dollar and line.rstrip().endswith(";"):
+            stmt = "\n".join(current).strip()
+            if _has_code(stmt):
+                statements.append(stmt)
+            current = []
+    tail = "\n".join(current).strip()
+    if _has_code(tail):
+        statements.append(tail)
+    return statements
+
+
+def _has_code(stmt: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in stmt.splitlines())

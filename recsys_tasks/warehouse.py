@@ -1,0 +1,313 @@
+"""The SQL warehouse: engines, our output schema, and streaming extraction of one run's events.
+
+The library never reads Airflow: the DAG layer turns the ``recsys_warehouse`` Connection into a
+SQLAlchemy URL (``url_from_connection``) and hands it here.
+
+SQLite has no schemas, so on SQLite our output schema is a second database file attached under the
+schema's name (``<warehouse>.<schema>.db`` next to the warehouse file). The same SQL
+(``recsys.recommendations``) then runs on both dialects, and the user's source file stays untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from recsys_tasks.config import WarehouseConfig
+from recsys_tasks.data import EVENT_COLUMNS, ITEM_COLUMNS
+from recsys_tasks.sqlfiles import load_sql, split_statements
+
+log = logging.getLogger(__name__)
+
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("event_type", pa.string()),
+        ("event_ts", pa.timestamp("us", tz="UTC")),
+        ("value", pa.float64()),
+        ("query", pa.string()),
+        ("session_id", pa.string()),
+    ]
+)
+ITEMS_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("title", pa.string()),
+        ("category", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+#: How SQLite stores timestamps in this project: text that sorts in time order.
+SQLITE_TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f+00:00"
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be read as configured; the message names the table, column or connection."""
+
+
+def create_engine(url: str | sa.URL, *, output_schema: str = "recsys", **kwargs: Any) -> sa.Engine:
+    """A SQLAlchemy engine; on SQLite the output schema is attached as its own database file."""
+    engine = sa.create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if database and database != ":memory:":
+            path = Path(database)
+            attach_path = str(path.with_name(f"{path.stem}.{output_schema}.db"))
+        else:
+            attach_path = ":memory:"
+
+        @sa.event.listens_for(engine, "connect")
+        def _attach(dbapi_conn: Any, _record: Any) -> None:  # pragma: no branch - tiny hook
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA busy_timeout = 30000")
+            cursor.execute(f"ATTACH DATABASE ? AS \"{output_schema}\"", (attach_path,))
+            cursor.close()
+
+    return engine
+
+
+def url_from_connection(
+    *,
+    conn_type: str | None,
+    host: str | None = None,
+    login: str | None = None,
+    password: str | None = None,
+    port: int | None = None,
+    schema: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """A SQLAlchemy URL from the fields of an Airflow Connection.
+
+    ``extra.sqlalchemy_url`` wins when present (any dialect SQLAlchemy speaks). Otherwise
+    ``postgres``/``postgresql`` connections use psycopg 3 and ``sqlite`` connections use ``host``
+    as the database file path.
+    """
+    extra = extra or {}
+    if extra.get("sqlalchemy_url"):
+        return str(extra["sqlalchemy_url"])
+    kind = (conn_type or "").lower()
+    if kind in ("postgres", "postgresql"):
+        return sa.URL.create(
+            "postgresql+psycopg",
+            username=login or None,
+            password=password or None,
+            host=host or None,
+            port=port or None,
+            database=schema or None,
+        ).render_as_string(hide_password=False)
+    if kind == "sqlite":
+        return f"sqlite:///{host or schema}"
+    raise WarehouseError(
+        f"connection type {conn_type!r} is not supported directly; set extra "
+        '{"sqlalchemy_url": "<dialect+driver://...>"} on the recsys_warehouse connection'
+    )
+
+
+def describe(engine: sa.Engine) -> str:
+    """The engine's URL with the password hidden, for messages."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def table_ref(schema: str | None, table: str) -> str:
+    """``schema.table`` or ``table``, ready for ``load_sql`` identifier substitution."""
+    return f"{schema}.{table}" if schema else table
+
+
+def ensure_output_schema(engine: sa.Engine, schema: str) -> None:
+    """Create our output schema and tables if they do not exist (idempotent)."""
+    dialect = engine.dialect.name
+    script = load_sql("schema/create_output_tables", dialect=dialect, schema=schema)
+    with engine.begin() as conn:
+        if dialect == "postgresql":
+            # Concurrent first runs must not race on CREATE SCHEMA.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"recsys-ddl-{schema}"})
+            conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        for statement in split_statements(script):
+            conn.exec_driver_sql(statement)
+
+
+def check_source_tables(engine: sa.Engine, cfg: WarehouseConfig) -> None:
+    """Raise ``WarehouseError`` naming the table or column when the source does not match the config."""
+    try:
+        inspector = sa.inspect(engine)
+    except sa.exc.OperationalError as exc:
+        raise WarehouseError(
+            f"cannot connect to the warehouse {describe(engine)}: {exc.orig}. Check the recsys_warehouse "
+            "connection (host, port, database, credentials)."
+        ) from exc
+    for table, mapping in (
+        (cfg.events_table, {c: cfg.event_column(c) for c in EVENT_COLUMNS}),
+        (cfg.items_table, {c: cfg.item_column(c) for c in ITEM_COLUMNS}),
+    ):
+        where = table_ref(cfg.source_schema, table)
+        if not inspector.has_table(table, schema=cfg.source_schema):
+            raise WarehouseError(
+                f"table {where} does not exist in the warehouse {describe(engine)}. Create it (see "
+                "sql/schema/create_source_tables.*.sql) or point warehouse.events_table / "
+                "warehouse.items_table at your table or view."
+            )
+        present = {col["name"] for col in inspector.get_columns(table, schema=cfg.source_schema)}
+        missing = {canon: src for canon, src in mapping.items() if src not in present}
+        if missing:
+            listing = ", ".join(f"{src} (for {canon})" for canon, src in sorted(missing.items()))
+            raise WarehouseError(
+                f"table {where} in {describe(engine)} lacks column(s) {listing}. Add them or map your "
+                "own names in warehouse.event_columns / warehouse.item_columns."
+            )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Where one run's extracted data lives and how much of it there is."""
+
+    path: Path
+    events: int
+    items: int
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.parquet"
+
+    @property
+    def items_path(self) -> Path:
+        return self.path / "items.parquet"
+
+
+def extract_interval(
+    engine: sa.Engine,
+    cfg: WarehouseConfig,
+    *,
+    start: datetime,
+    end: datetime,
+    out_dir: Path,
+) -> Snapshot:
+    """Stream the events of ``[start, end)`` and the catalogue into Parquet files under ``out_dir``.
+
+    Rows are fetched in chunks of ``cfg.chunk_rows`` with a server-side cursor and written as they
+    arrive, so memory is bounded by the chunk size. Rerunning overwrites the same files.
+    """
+    check_source_tables(engine, cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dialect = engine.dialect.name
+    events_sql = load_sql(
+        "select_events",
+        dialect=dialect,
+        events=table_ref(cfg.source_schema, cfg.events_table),
+        **{c: cfg.event_column(c) for c in EVENT_COLUMNS},
+    )
+    items_sql = load_sql(
+        "select_items",
+        dialect=dialect,
+        items=table_ref(cfg.source_schema, cfg.items_table),
+        **{c: cfg.item_column(c) for c in ITEM_COLUMNS},
+    )
+    params = {"start": bind_timestamp(engine, start), "end": bind_timestamp(engine, end)}
+    snapshot = Snapshot(out_dir, 0, 0)
+    n_events = _stream_to_parquet(
+        engine, events_sql, params, snapshot.events_path, EVENTS_SCHEMA, cfg, label="events"
+    )
+    n_items = _stream_to_parquet(
+        engine, items_sql, {"end": params["end"]}, snapshot.items_path, ITEMS_SCHEMA, cfg, label="items"
+    )
+    return Snapshot(out_dir, n_events, n_items)
+
+
+def bind_timestamp(engine: sa.Engine, value: datetime) -> Any:
+    """A timestamp as a bound parameter the dialect compares correctly with stored values."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    if engine.dialect.name == "sqlite":
+        return value.strftime(SQLITE_TS_FORMAT)
+    return value
+
+
+def _stream_to_parquet(
+    engine: sa.Engine,
+    sql: str,
+    params: Mapping[str, Any],
+    path: Path,
+    schema: pa.Schema,
+    cfg: WarehouseConfig,
+    *,
+    label: str,
+) -> int:
+    tmp = path.with_suffix(".parquet.partial")
+    total, started, last_log = 0, time.monotonic(), 0.0
+    columns = schema.names
+    try:
+        with engine.connect() as conn, pq.ParquetWriter(tmp, schema) as writer:
+            result = conn.execution_options(stream_results=True, yield_per=cfg.chunk_rows).execute(
+                sa.text(sql), dict(params)
+            )
+            for rows in result.partitions(cfg.chunk_rows):
+                frame = pd.DataFrame.from_records(rows, columns=columns)
+                writer.write_table(to_arrow(frame, schema, label=label))
+                total += len(frame)
+                if time.monotonic() - last_log > 10:
+                    last_log = time.monotonic()
+                    log.info("extracting %s: %d rows so far (%.0f rows/s)", label, total, total / (last_log - started))
+            if total == 0:
+                writer.write_table(schema.empty_table())
+    except sa.exc.DBAPIError as exc:
+        tmp.unlink(missing_ok=True)
+        raise WarehouseError(
+            f"reading {label} from {describe(engine)} failed: {str(exc.orig).strip()}. Check that the "
+            f"mapped columns have the contract's types (see README, 'Warehouse contract')."
+        ) from exc
+    tmp.replace(path)
+    log.info("extracted %d %s in %.1fs into %s", total, label, time.monotonic() - started, path)
+    return total
+
+
+def to_arrow(frame: pd.DataFrame, schema: pa.Schema, *, label: str) -> pa.Table:
+    """Normalise a raw result chunk to the canonical Arrow schema, naming any column that cannot convert."""
+    converted = {}
+    for field in schema:
+        col = frame[field.name]
+        try:
+            if pa.types.is_timestamp(field.type):
+                converted[field.name] = pd.to_datetime(col, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+            elif pa.types.is_floating(field.type):
+                converted[field.name] = pd.to_numeric(col).astype("float64")
+            else:
+                converted[field.name] = col.map(_as_text, na_action="ignore").astype("string")
+        except (ValueError, TypeError) as exc:
+            sample = col.dropna().head(3).tolist()
+            raise WarehouseError(
+                f"{label} column {field.name!r} cannot be read as {field.type} (sample values {sample!r}): {exc}. "
+                "Fix the column type in the warehouse or expose a view that casts it."
+            ) from exc
+    return pa.Table.from_pandas(pd.DataFrame(converted), schema=schema, preserve_index=False)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def read_snapshot(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The events and items frames of a snapshot directory."""
+    events = pq.read_table(Path(path) / "events.parquet").to_pandas()
+    items = pq.read_table(Path(path) / "items.parquet").to_pandas()
+    for frame in (events, items):
+        for col in frame.columns:
+            if frame[col].dtype == object:
+                frame[col] = frame[col].astype("string")
+    return events, items

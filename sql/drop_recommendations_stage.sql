@@ -1,0 +1,3 @@
+-- Drop a staging table (leftover of a killed publish, or after the swap). Idempotent.
+-- Inputs: identifiers {{schema}}, {{stage}}.
+DROP TABLE IF EXISTS {{schema}}.{{stage}}

@@ -1,0 +1,97 @@
+-- Our output schema on PostgreSQL: registry, evaluations, validation history, publications and the
+-- recommendation table (partitioned by as-of date) with its views.
+-- Inputs: identifier {{schema}} (config warehouse.output_schema; created by the caller).
+-- Idempotent: every statement is IF NOT EXISTS / OR REPLACE; safe to run before every task.
+
+CREATE TABLE IF NOT EXISTS {{schema}}.model_registry (
+    model_version   TEXT PRIMARY KEY,
+    parent_version  TEXT REFERENCES {{schema}}.model_registry (model_version),
+    kind            TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('candidate', 'champion', 'rejected', 'retired')),
+    dag_id          TEXT NOT NULL,
+    run_id          TEXT NOT NULL,
+    as_of           DATE NOT NULL,
+    data_start      TIMESTAMPTZ NOT NULL,
+    data_end        TIMESTAMPTZ NOT NULL,
+    artifact_uri    TEXT NOT NULL,
+    checksum        TEXT NOT NULL,
+    config          JSONB NOT NULL,
+    metrics         JSONB NOT NULL DEFAULT '{}'::jsonb,
+    holdout_users   INTEGER,
+    decision        TEXT,
+    created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    status_changed_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- Exactly one champion, enforced by the database.
+CREATE UNIQUE INDEX IF NOT EXISTS model_registry_one_champion
+    ON {{schema}}.model_registry (status) WHERE status = 'champion';
+
+CREATE TABLE IF NOT EXISTS {{schema}}.evaluations (
+    run_id          TEXT NOT NULL,
+    as_of           DATE NOT NULL,
+    model_version   TEXT NOT NULL,
+    role            TEXT NOT NULL CHECK (role IN ('challenger', 'champion', 'baseline')),
+    segment         TEXT NOT NULL,
+    metric          TEXT NOT NULL,
+    value           DOUBLE PRECISION NOT NULL,
+    users           INTEGER NOT NULL,
+    created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, model_version, role, segment, metric)
+);
+
+CREATE TABLE IF NOT EXISTS {{schema}}.validation_runs (
+    run_id          TEXT PRIMARY KEY,
+    as_of           DATE NOT NULL,
+    interval_events BIGINT NOT NULL,
+    success         BOOLEAN NOT NULL,
+    docs_uri        TEXT,
+    created_at      TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS {{schema}}.validation_results (
+    run_id          TEXT NOT NULL,
+    as_of           DATE NOT NULL,
+    suite           TEXT NOT NULL,
+    expectation     TEXT NOT NULL,
+    column_name     TEXT,
+    severity        TEXT NOT NULL CHECK (severity IN ('blocking', 'warning', 'info')),
+    success         BOOLEAN NOT NULL,
+    observed_value  TEXT,
+    details         TEXT,
+    created_at      TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS validation_results_run ON {{schema}}.validation_results (run_id);
+
+CREATE TABLE IF NOT EXISTS {{schema}}.publications (
+    as_of           DATE PRIMARY KEY,
+    run_id          TEXT NOT NULL,
+    model_version   TEXT NOT NULL,
+    users           INTEGER NOT NULL,
+    rows            BIGINT NOT NULL,
+    top_k           INTEGER NOT NULL,
+    published_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS {{schema}}.recommendations (
+    as_of           DATE NOT NULL,
+    user_id         TEXT NOT NULL,
+    rank            SMALLINT NOT NULL,
+    item_id         TEXT NOT NULL,
+    score           REAL NOT NULL,
+    model_version   TEXT NOT NULL,
+    run_id          TEXT NOT NULL,
+    reason          TEXT,
+    generated_at    TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (as_of, user_id, rank)
+) PARTITION BY LIST (as_of);
+CREATE INDEX IF NOT EXISTS recommendations_item ON {{schema}}.recommendations (as_of, item_id);
+
+-- The newest complete publication; a publication row and its partition become visible together.
+CREATE OR REPLACE VIEW {{schema}}.latest_recommendations AS
+SELECT r.*
+FROM {{schema}}.recommendations AS r
+WHERE r.as_of = (SELECT max(p.as_of) FROM {{schema}}.publications AS p);
+
+CREATE OR REPLACE VIEW {{schema}}.champion AS
+SELECT * FROM {{schema}}.model_registry WHERE status = 'champion';

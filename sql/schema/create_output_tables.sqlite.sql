@@ -1,0 +1,96 @@
+-- Our output "schema" on SQLite: a database file attached under the schema's name (see
+-- recsys_tasks/warehouse.py). Same tables as the PostgreSQL file, without partitioning; timestamps
+-- are ISO-8601 text and JSON is text. View bodies use unqualified names (SQLite's rule for views
+-- inside an attached database).
+-- Inputs: identifier {{schema}}. Idempotent: IF NOT EXISTS everywhere.
+
+CREATE TABLE IF NOT EXISTS {{schema}}.model_registry (
+    model_version   TEXT PRIMARY KEY,
+    parent_version  TEXT REFERENCES model_registry (model_version),
+    kind            TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('candidate', 'champion', 'rejected', 'retired')),
+    dag_id          TEXT NOT NULL,
+    run_id          TEXT NOT NULL,
+    as_of           TEXT NOT NULL,
+    data_start      TEXT NOT NULL,
+    data_end        TEXT NOT NULL,
+    artifact_uri    TEXT NOT NULL,
+    checksum        TEXT NOT NULL,
+    config          TEXT NOT NULL,
+    metrics         TEXT NOT NULL DEFAULT '{}',
+    holdout_users   INTEGER,
+    decision        TEXT,
+    created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f+00:00', 'now')),
+    status_changed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f+00:00', 'now'))
+);
+
+CREATE UNIQUE INDEX IF NOT EXISTS {{schema}}.model_registry_one_champion
+    ON model_registry (status) WHERE status = 'champion';
+
+CREATE TABLE IF NOT EXISTS {{schema}}.evaluations (
+    run_id          TEXT NOT NULL,
+    as_of           TEXT NOT NULL,
+    model_version   TEXT NOT NULL,
+    role            TEXT NOT NULL CHECK (role IN ('challenger', 'champion', 'baseline')),
+    segment         TEXT NOT NULL,
+    metric          TEXT NOT NULL,
+    value           REAL NOT NULL,
+    users           INTEGER NOT NULL,
+    created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f+00:00', 'now')),
+    PRIMARY KEY (run_id, model_version, role, segment, metric)
+);
+
+CREATE TABLE IF NOT EXISTS {{schema}}.validation_runs (
+    run_id          TEXT PRIMARY KEY,
+    as_of           TEXT NOT NULL,
+    interval_events INTEGER NOT NULL,
+    success         BOOLEAN NOT NULL,
+    docs_uri        TEXT,
+    created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f+00:00', 'now'))
+);
+
+CREATE TABLE IF NOT EXISTS {{schema}}.validation_results (
+    run_id          TEXT NOT NULL,
+    as_of           TEXT NOT NULL,
+    suite           TEXT NOT NULL,
+    expectation     TEXT NOT NULL,
+    column_name     TEXT,
+    severity        TEXT NOT NULL CHECK (severity IN ('blocking', 'warning', 'info')),
+    success         BOOLEAN NOT NULL,
+    observed_value  TEXT,
+    details         TEXT,
+    created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f+00:00', 'now'))
+);
+CREATE INDEX IF NOT EXISTS {{schema}}.validation_results_run ON validation_results (run_id);
+
+CREATE TABLE IF NOT EXISTS {{schema}}.publications (
+    as_of           TEXT PRIMARY KEY,
+    run_id          TEXT NOT NULL,
+    model_version   TEXT NOT NULL,
+    users           INTEGER NOT NULL,
+    rows            INTEGER NOT NULL,
+    top_k           INTEGER NOT NULL,
+    published_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f+00:00', 'now'))
+);
+
+CREATE TABLE IF NOT EXISTS {{schema}}.recommendations (
+    as_of           TEXT NOT NULL,
+    user_id         TEXT NOT NULL,
+    rank            INTEGER NOT NULL,
+    item_id         TEXT NOT NULL,
+    score           REAL NOT NULL,
+    model_version   TEXT NOT NULL,
+    run_id          TEXT NOT NULL,
+    reason          TEXT,
+    generated_at    TEXT NOT NULL,
+    PRIMARY KEY (as_of, user_id, rank)
+);
+CREATE INDEX IF NOT EXISTS {{schema}}.recommendations_item ON recommendations (as_of, item_id);
+
+CREATE VIEW IF NOT EXISTS {{schema}}.latest_recommendations AS
+SELECT r.*
+FROM recommendations AS r
+WHERE r.as_of = (SELECT max(p.as_of) FROM publications AS p);
+
+CREATE VIEW IF NOT EXISTS {{schema}}.champion AS
+SELECT * FROM model_registry WHERE status = 'champion';

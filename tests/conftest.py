@@ -1,0 +1,63 @@
+"""Shared fixtures: a real PostgreSQL test database and an embedded SQLite warehouse.
+
+PostgreSQL is the one on 127.0.0.1:5432 (trust auth on dev and CI machines). Each test session
+uses database ``$RECSYS_TEST_PG_DB`` (default ``recsys_test``), created if missing; tests that need
+isolation create their own schema inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+PG_ADMIN_URL = os.environ.get("RECSYS_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_DB = os.environ.get("RECSYS_TEST_PG_DB", "recsys_test")
+
+
+def _pg_url(database: str) -> str:
+    return sa.engine.make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> str:
+    """URL of the session's PostgreSQL test database (created if it does not exist)."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": PG_DB}).scalar()
+            if not exists:
+                conn.execute(sa.text(f'CREATE DATABASE "{PG_DB}"'))
+    except sa.exc.OperationalError as exc:  # pragma: no cover - environment problem, say what to do
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({exc}); start it or set RECSYS_TEST_PG_ADMIN_URL")
+    finally:
+        admin.dispose()
+    return _pg_url(PG_DB)
+
+
+@pytest.fixture
+def pg_engine(pg_database_url: str) -> Iterator[sa.Engine]:
+    """An engine on the test database, disposed after the test."""
+    engine = sa.create_engine(pg_database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_schema(pg_engine: sa.Engine) -> Iterator[str]:
+    """A fresh, uniquely named schema dropped after the test."""
+    name = "t_" + uuid.uuid4().hex[:10]
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+    yield name
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    """URL of a fresh SQLite warehouse file."""
+    return f"sqlite:///{tmp_path / 'warehouse.db'}"
