@@ -73,7 +73,7 @@ def _context(context: dict[str, Any]) -> Any:
 
 @dag(
     dag_id=DAG_ID,
-    schedule=CronDataIntervalTimetable(os.environ.get("RECSYS_SCHEDULE", "0 2 * * *"), timezone="UTC"),
+    schedule=CronDataIntervalTimetable(os.environ.get("RECSYS_SCHEDULE", "0 0 * * *"), timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -74,7 +74,8 @@ class RunContext:
 
     @property
     def artifact_root(self) -> Path:
-        return Path(self.config.artifact_root)
+        """Absolute, so paths handed between tasks (and to Great Expectations) never depend on a cwd."""
+        return Path(self.config.artifact_root).expanduser().resolve()
 
     @property
     def run_dir(self) -> Path:

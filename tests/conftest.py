@@ -8,11 +8,23 @@ isolation create their own schema inside it.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Airflow reads its configuration at import: point it at a throwaway home before any test imports it.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="recsys-test-airflow-")
+os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME}/airflow.db")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 PG_ADMIN_URL = os.environ.get("RECSYS_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PG_DB = os.environ.get("RECSYS_TEST_PG_DB", "recsys_test")

@@ -1,0 +1,94 @@
+"""Command line for operators: query the warehouse and inspect the registry.
+
+    python -m recsys_tasks.cli query --url URL --file sql/examples/top5_for_three_users.sql
+    python -m recsys_tasks.cli models --url URL
+
+``--url`` defaults to ``$RECSYS_WAREHOUSE_URL``. On SQLite the output schema is attached exactly as
+the pipeline does, so the same SQL runs on both dialects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from recsys_tasks.config import RecsysConfig
+from recsys_tasks.sqlfiles import split_statements
+from recsys_tasks.warehouse import create_engine
+
+log = logging.getLogger(__name__)
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]], *, max_width: int = 60) -> str:
+    """A plain-text table (psql style) of ``rows``."""
+
+    def cell(value: object) -> str:
+        text = "" if value is None else str(value)
+        return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+    cells = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines)
+
+
+def run_query(engine: sa.Engine, sql: str) -> list[str]:
+    """Run each statement of ``sql``; return a formatted table per statement that returns rows."""
+    outputs = []
+    with engine.connect() as conn:
+        for statement in split_statements(sql):
+            result = conn.exec_driver_sql(statement.rstrip().rstrip(";"))
+            if result.returns_rows:
+                outputs.append(format_table(list(result.keys()), result.fetchall()))
+    return outputs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=os.environ.get("RECSYS_WAREHOUSE_URL"), help="SQLAlchemy URL of the warehouse")
+    common.add_argument("--config", default=os.environ.get("RECSYS_CONFIG"), help="YAML/JSON config file")
+    parser = argparse.ArgumentParser(prog="python -m recsys_tasks.cli", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    q = sub.add_parser("query", parents=[common], help="run SQL (a file or a string) and print the result")
+    q.add_argument("--file", type=Path)
+    q.add_argument("--sql")
+    sub.add_parser("models", parents=[common], help="list the model registry")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.url:
+        parser.error("--url is required (or set RECSYS_WAREHOUSE_URL)")
+    cfg = RecsysConfig.from_file(args.config) if args.config else RecsysConfig()
+    engine = create_engine(args.url, output_schema=cfg.warehouse.output_schema)
+    try:
+        if args.command == "query":
+            if not (args.file or args.sql):
+                parser.error("query needs --file or --sql")
+            sql = args.file.read_text(encoding="utf-8") if args.file else args.sql
+            for table in run_query(engine, sql):
+                print(table)
+                print()
+        elif args.command == "models":
+            from recsys_tasks.registry import list_models
+
+            records = list_models(engine, cfg.warehouse.output_schema)
+            rows = [(r.model_version, r.status, r.parent_version, r.as_of, r.metrics.get(cfg.evaluation.primary_metric), r.decision) for r in records]
+            print(format_table(["model_version", "status", "parent", "as_of", cfg.evaluation.primary_metric, "decision"], rows))
+    except sa.exc.SQLAlchemyError as exc:
+        print(f"error: {exc.__class__.__name__}: {getattr(exc, 'orig', exc)}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
