@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from recsys_tasks.config import ConfigError, RecsysConfig, to_dict
@@ -43,3 +45,17 @@ def test_from_file_yaml(tmp_path):
     assert cfg.train.epochs == 2
     assert cfg.warehouse.event_column("event_ts") == "occurred_at"
     assert cfg.warehouse.event_column("user_id") == "user_id"
+
+
+def _keys(tree, prefix=""):
+    for key, value in tree.items():
+        if isinstance(value, dict) and key not in ("event_columns", "item_columns", "event_type_share_bounds"):
+            yield from _keys(value, f"{prefix}{key}.")
+        else:
+            yield prefix + key
+
+
+def test_every_config_key_is_documented():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [key for key in _keys(to_dict(RecsysConfig())) if f"`{key}`" not in docs]
+    assert not missing, f"document these keys in docs/configuration.md: {missing}"
