@@ -95,8 +95,11 @@ def recommendation_rows(
             u = offset + row
             user = histories.user_ids[u]
             reason = _reason(histories.items[u], histories.event_types[u], vocab, titles)
-            items = vocab.decode(top[row])
-            for rank, (item, score) in enumerate(zip(items, scores[row].tolist(), strict=True), start=1):
+            # A user with fewer than k eligible items gets index 0 (padding, -inf) after the real ones;
+            # padding is not an item (decoding it would wrap around to the vocabulary's last item).
+            real = top[row] > 0
+            items = vocab.decode(top[row][real])
+            for rank, (item, score) in enumerate(zip(items, scores[row][real].tolist(), strict=True), start=1):
                 yield (day, user, rank, item, float(score), model_version, run_id, reason, stamp)
 
 

@@ -109,6 +109,8 @@ def url_from_connection(
             database=schema or None,
         ).render_as_string(hide_password=False)
     if kind == "sqlite":
+        if not (host or schema):
+            raise WarehouseError("the sqlite recsys_warehouse connection has no host: set host to the database file path")
         return f"sqlite:///{host or schema}"
     raise WarehouseError(
         f"connection type {conn_type!r} is not supported directly; set extra "

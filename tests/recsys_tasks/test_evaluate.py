@@ -1,0 +1,207 @@
+"""Evaluation: per-segment metrics on a hand-built holdout, the promotion rule, and the evaluations table."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from recsys_tasks.config import EvaluationConfig
+from recsys_tasks.data import EVENT_COLUMNS, ItemVocab, temporal_split
+from recsys_tasks.evaluate import build_holdout, decide, score, store_evaluation
+from recsys_tasks.registry import ModelRecord
+from recsys_tasks.warehouse import ensure_output_schema
+
+CUTOFF = datetime(2026, 1, 10, tzinfo=UTC)
+
+
+def _events() -> pd.DataFrame:
+    rows = []
+
+    def add(user: str, item: str | None, kind: str, minutes: int) -> None:
+        ts = CUTOFF + timedelta(minutes=minutes)
+        rows.append((f"e{len(rows)}", user, item, kind, ts, None, "q" if item is None else None, "s"))
+
+    # n1, n2: new users (nothing before the cutoff). n2's first item after the cutoff is f, not a.
+    add("n1", "c", "view", 5)
+    add("n2", "f", "view", 1)
+    add("n2", "a", "view", 2)
+    # s1: short history (2 item events before the cutoff).
+    add("s1", "a", "view", -60)
+    add("s1", "b", "click", -50)
+    add("s1", "a", "view", 0)  # exactly at the cutoff: holdout, not training
+    # l1: long history (5 item events; the search without an item does not count).
+    for n, item in enumerate("abcde"):
+        add("l1", item, "view", -100 + n)
+    add("l1", None, "search", -10)
+    add("l1", "b", "purchase", 30)
+    # x: history but nothing after the cutoff: not in the holdout.
+    add("x", "a", "view", -5)
+    frame = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+    frame["event_ts"] = pd.to_datetime(frame["event_ts"], utc=True)
+    return frame
+
+
+class FakeRecommender:
+    """Returns a fixed ranked list per user (looked up by the user id of each history row)."""
+
+    def __init__(self, items: list[str], ranked: dict[str, list[str]]) -> None:
+        self.vocab = ItemVocab(items)
+        self.ranked = ranked
+        self.seen: list[tuple[str, int]] = []
+
+    def recommend(self, histories, *, k, exclude=None, batch_users=4096):
+        assert exclude is None
+        for start in range(0, len(histories), batch_users):
+            users = histories.user_ids[start : start + batch_users]
+            top = np.zeros((len(users), k), dtype=np.int64)
+            for b, user in enumerate(users):
+                self.seen.append((user, len(histories.items[start + b])))
+                idx = self.vocab.encode(self.ranked[user][:k])
+                top[b, : len(idx)] = idx
+            yield start, top, np.where(top > 0, 1.0, -np.inf).astype(np.float32)
+
+
+def test_holdout_is_built_from_the_first_item_after_the_cutoff():
+    holdout = build_holdout(temporal_split(_events(), CUTOFF))
+    assert holdout.user_ids == ["l1", "n1", "n2", "s1"]
+    assert holdout.targets == [{"b"}, {"c"}, {"f"}, {"a"}]
+    assert holdout.history_lengths.tolist() == [5, 0, 0, 2]
+
+
+def test_score_gives_hand_computed_metrics_per_segment():
+    holdout = build_holdout(temporal_split(_events(), CUTOFF))
+    rec = FakeRecommender(
+        list("abcdef"),
+        {
+            "n1": ["a", "b", "c"],  # target c at rank 3
+            "n2": ["a", "b", "c"],  # target f missed
+            "s1": ["a", "d", "e"],  # target a at rank 1
+            "l1": ["d", "b", "a"],  # target b at rank 2
+        },
+    )
+    out = score(rec, holdout, k=3, batch_users=3)
+    # The model saw each holdout user's training history only (l1: 5 items, s1: 2, new users: none).
+    assert sorted(rec.seen) == [("l1", 5), ("n1", 0), ("n2", 0), ("s1", 2)]
+    third, second = 1 / math.log2(4), 1 / math.log2(3)  # NDCG gains at ranks 3 and 2 (one relevant item)
+    expected = {
+        "all": {"hr@3": 3 / 4, "ndcg@3": (third + 0 + 1 + second) / 4, "mrr@3": (1 / 3 + 0 + 1 + 1 / 2) / 4,
+                "coverage@3": 5 / 6, "users": 4.0},
+        "new_users": {"hr@3": 1 / 2, "ndcg@3": third / 2, "mrr@3": 1 / 6, "coverage@3": 3 / 6, "users": 2.0},
+        "short_history": {"hr@3": 1.0, "ndcg@3": 1.0, "mrr@3": 1.0, "coverage@3": 3 / 6, "users": 1.0},
+        "long_history": {"hr@3": 1.0, "ndcg@3": second, "mrr@3": 1 / 2, "coverage@3": 3 / 6, "users": 1.0},
+    }
+    assert out.keys() == expected.keys()
+    for segment, metrics in expected.items():
+        assert out[segment] == pytest.approx(metrics), segment
+    assert third == pytest.approx(0.5)
+
+
+def test_score_omits_empty_segments_and_counts_padding_as_nothing():
+    events = _events()
+    holdout = build_holdout(temporal_split(events[events["user_id"].isin(["n1", "n2"])], CUTOFF))
+    # Only 2 real items in the catalogue: k=3 is cut to 2, and padding never counts as coverage.
+    # n2 gets padding only (index 0); decoded, it would wrap around to "z" and count as coverage.
+    rec = FakeRecommender(["c", "z"], {"n1": ["c"], "n2": []})
+    out = score(rec, holdout, k=3)
+    assert set(out) == {"all", "new_users"}
+    assert out["all"] == pytest.approx({"hr@3": 0.5, "ndcg@3": 0.5, "mrr@3": 0.5, "coverage@3": 0.5, "users": 2.0})
+
+
+# ------------------------------------------------------------------------------------- decide
+
+CFG = EvaluationConfig(k=10, primary_metric="ndcg@10", min_relative_improvement=0.05, min_holdout_users=20)
+END = datetime(2026, 1, 10, tzinfo=UTC)
+
+
+def _champion(data_end: datetime = END - timedelta(days=1)) -> ModelRecord:
+    return ModelRecord(
+        model_version="m-champ", parent_version=None, kind="sasrec", status="champion", dag_id="d", run_id="r",
+        as_of=data_end.date(), data_start=data_end - timedelta(days=30), data_end=data_end, artifact_uri="/m",
+        checksum="x", config={}, metrics={}, holdout_users=100, decision="first model",
+    )
+
+
+def _decide(ch: float, base: float, champ: float | None = None, *, champion=None, users: int = 100, end=END, force=False):
+    return decide(
+        cfg=CFG, challenger="m-new", challenger_metrics={"ndcg@10": ch, "hr@10": 0.9}, baseline_metrics={"ndcg@10": base},
+        champion=champion if champion is not None else (_champion() if champ is not None else None),
+        champion_metrics={"ndcg@10": champ} if champ is not None else None,
+        challenger_data_end=end, holdout_users=users, force=force,
+    )
+
+
+def test_first_model_is_promoted_only_if_it_beats_most_popular():
+    promoted = _decide(0.30, 0.20)
+    assert (promoted.outcome, promoted.champion) == ("promote", None)
+    assert promoted.reason == "first model: ndcg@10 0.3000 beats most-popular 0.2000"
+    assert promoted.values == {"challenger": 0.30, "champion": None, "baseline": 0.20}
+    tie = _decide(0.20, 0.20)
+    assert tie.outcome == "keep" and "does not beat most-popular" in tie.reason
+    assert _decide(0.10, 0.20).outcome == "keep"
+
+
+def test_promotion_over_a_champion_needs_the_relative_margin():
+    # Champion 0.30 and a 5 % margin: the challenger needs >= 0.315.
+    below = _decide(0.31, 0.10, 0.30)
+    assert below.outcome == "keep" and "needed 0.3150" in below.reason and below.champion == "m-champ"
+    above = _decide(0.32, 0.10, 0.30)
+    assert above.outcome == "promote" and "vs champion 0.3000 (needed >= 0.3150)" in above.reason
+    # Beating the champion is not enough when most-popular is better still.
+    assert _decide(0.40, 0.45, 0.30).outcome == "keep"
+    # A worse challenger is kept out.
+    assert _decide(0.25, 0.10, 0.30).outcome == "keep"
+
+
+def test_never_promote_over_a_champion_trained_on_newer_data():
+    newer = _champion(data_end=END + timedelta(days=3))
+    backfill = _decide(0.90, 0.10, 0.30, champion=newer, end=END)
+    assert backfill.outcome == "keep"
+    assert backfill.reason.startswith("backfill: champion m-champ was trained on newer data (up to 2026-01-13 00:00)")
+    # Same data end is not a backfill.
+    same = _decide(0.90, 0.10, 0.30, champion=_champion(data_end=END), end=END)
+    assert same.outcome == "promote"
+
+
+def test_force_promotes_whatever_the_metrics():
+    forced = _decide(0.01, 0.50, 0.30, users=3, force=True)
+    assert (forced.outcome, forced.reason) == ("promote", "forced by the run's force_promote param")
+
+
+def test_too_small_a_holdout_keeps_the_champion():
+    small = _decide(0.90, 0.10, users=19)
+    assert small.outcome == "keep"
+    assert small.reason == "holdout too small to judge: 19 users < evaluation.min_holdout_users=20"
+    assert _decide(0.90, 0.10, users=20).outcome == "promote"
+
+
+# ----------------------------------------------------------------------------- store_evaluation
+
+
+def test_store_evaluation_replaces_a_previous_attempt(pg_engine, pg_schema):
+    ensure_output_schema(pg_engine, pg_schema)
+    metrics = {
+        "all": {"hr@10": 0.5, "ndcg@10": 0.25, "users": 4.0},
+        "new_users": {"hr@10": 0.0, "ndcg@10": 0.0, "users": 1.0},
+    }
+    common = dict(run_id="run-1", as_of=date(2026, 1, 10))
+    assert store_evaluation(pg_engine, pg_schema, model_version="m-new", role="challenger", metrics=metrics, **common) == 4
+    store_evaluation(pg_engine, pg_schema, model_version="popularity", role="baseline", metrics={"all": {"hr@10": 0.1, "users": 4.0}}, **common)
+    retry = {"all": {"hr@10": 0.75, "ndcg@10": 0.5, "users": 4.0}, "new_users": {"hr@10": 1.0, "ndcg@10": 1.0, "users": 1.0}}
+    assert store_evaluation(pg_engine, pg_schema, model_version="m-new", role="challenger", metrics=retry, **common) == 4
+    with pg_engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            f'SELECT model_version, role, segment, metric, value, users, as_of FROM "{pg_schema}".evaluations '
+            "ORDER BY model_version, segment, metric"
+        )).all()
+    assert [tuple(r) for r in rows] == [
+        ("m-new", "challenger", "all", "hr@10", 0.75, 4, date(2026, 1, 10)),
+        ("m-new", "challenger", "all", "ndcg@10", 0.5, 4, date(2026, 1, 10)),
+        ("m-new", "challenger", "new_users", "hr@10", 1.0, 1, date(2026, 1, 10)),
+        ("m-new", "challenger", "new_users", "ndcg@10", 1.0, 1, date(2026, 1, 10)),
+        ("popularity", "baseline", "all", "hr@10", 0.1, 4, date(2026, 1, 10)),
+    ]
