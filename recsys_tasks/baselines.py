@@ -1,0 +1,98 @@
+"""Baselines beside the transformer: most-popular and a GRU4Rec-style recurrent model.
+
+``GRURecModel`` follows Hidasi et al., "Session-based Recommendations with Recurrent Neural
+Networks" (ICLR 2016) as RecBole implements it (item embedding -> dropout -> GRU -> dense), trained
+with the same full-softmax next-item loss and right-padded batches as ``SeqRecModel``, so ``train``
+and ``recommender`` drive both through one interface (``hidden``/``score``/``forward``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recsys_tasks.config import ModelConfig
+from recsys_tasks.data import SequenceData
+
+
+class GRURecModel(nn.Module):
+    """GRU4Rec: a GRU over item embeddings; logits tied to the item embeddings."""
+
+    def __init__(self, cfg: ModelConfig, num_items: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_items = num_items
+        d = cfg.hidden_size
+        self.item_emb = nn.Embedding(num_items, d, padding_idx=0)
+        nn.init.normal_(self.item_emb.weight, std=0.02)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+        self.emb_drop = nn.Dropout(cfg.dropout)
+        self.gru = nn.GRU(d, 2 * d, num_layers=cfg.num_layers, batch_first=True)
+        self.proj = nn.Linear(2 * d, d)
+        self.register_buffer("popularity", torch.zeros(num_items))
+
+    def set_popularity(self, counts: torch.Tensor | np.ndarray) -> None:
+        """Store per-index interaction counts (length ``num_items``)."""
+        self.popularity.copy_(torch.as_tensor(np.asarray(counts), dtype=torch.float32).to(self.popularity.device))
+
+    def hidden(
+        self,
+        items: torch.Tensor,
+        event_types: torch.Tensor | None = None,
+        time_gaps: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, T) -> (B, T, C); a recurrent net is causal, and right padding comes after real items."""
+        del event_types, time_gaps  # GRU4Rec uses item ids only
+        x = self.emb_drop(self.item_emb(items))  # (B, T, C)
+        out, _ = self.gru(x)  # (B, T, 2C)
+        return self.proj(out)  # (B, T, C)
+
+    def item_vectors(self) -> torch.Tensor:
+        """Output item vectors (V, C)."""
+        return self.item_emb.weight
+
+    def score(self, h: torch.Tensor) -> torch.Tensor:
+        """(..., C) -> (..., V); padding gets -inf."""
+        logits = h @ self.item_emb.weight.t()
+        logits[..., 0] = float("-inf")
+        return logits
+
+    def forward(
+        self,
+        items: torch.Tensor,
+        event_types: torch.Tensor | None = None,
+        time_gaps: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, V) and the mean full-softmax next-item loss over non-padding targets."""
+        logits = self.score(self.hidden(items))
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=0)
+        return logits, loss
+
+
+def popularity_counts(
+    train: SequenceData, num_items: int, *, recent_seconds: float | None = None
+) -> np.ndarray:
+    """Interaction counts per item index (length ``num_items``; index 0 stays 0).
+
+    With ``recent_seconds``, only interactions within that long before the newest training
+    interaction count ("popular lately" rather than "popular ever").
+    """
+    counts = np.zeros(num_items, dtype=np.float64)
+    if not len(train):
+        return counts
+    newest = max((int(t[-1]) for t in train.timestamps if len(t)), default=0)
+    for items, ts in zip(train.items, train.timestamps, strict=True):
+        if recent_seconds is not None:
+            items = items[ts >= newest - recent_seconds]
+        np.add.at(counts, items, 1.0)
+    counts[0] = 0.0
+    return counts
+
+
+__all__ = ["GRURecModel", "popularity_counts"]

@@ -1,0 +1,235 @@
+"""The sequence model: a decoder-only causal transformer over item sequences (SASRec-style).
+
+Follows Kang & McAuley, "Self-Attentive Sequential Recommendation" (ICDM 2018) with the departures
+that later work found helpful: a full softmax cross-entropy over the catalogue instead of one
+sampled negative per position (Klenitskiy & Vasilev, "Turning Dross Into Gold Loss: is BERT4Rec
+really better than SASRec?", RecSys 2023), and, when the catalogue is too large for a full softmax,
+a sampled softmax with log-popularity (logQ) correction (Yi et al., RecSys 2019). The attention
+stack is a Hugging Face ``GPT2Model`` or ``LlamaModel`` fed with ``inputs_embeds``; its configs are
+built locally, nothing is downloaded.
+
+Layout conventions shared with ``train`` and ``recommender``:
+
+* sequences are RIGHT padded with 0: ``items[b, :length[b]]`` are real, the rest is padding. Under
+  the causal mask a real position never attends to a later (padding) position, so padding has no
+  effect on real positions and no separate padding mask is passed;
+* position ``t`` predicts the item at ``t + 1``: ``targets[b, t] = items[b, t + 1]`` (0 = ignore);
+* output logits are tied to the item embedding table; index 0 (padding) never wins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recsys_tasks.config import ModelConfig
+
+#: Number of rows of the event-type embedding: padding + the six canonical event types.
+NUM_EVENT_TYPES = 7
+
+
+def time_gap_buckets(timestamps: np.ndarray, num_buckets: int) -> np.ndarray:
+    """Bucket ids (1..num_buckets) of the log2 gap in minutes to the previous event; 0 is padding.
+
+    The first event of a sequence has gap 0 (bucket 1).
+    """
+    ts = np.asarray(timestamps, dtype=np.int64)
+    gaps = np.zeros(len(ts), dtype=np.float64)
+    if len(ts) > 1:
+        gaps[1:] = np.maximum(np.diff(ts), 0) / 60.0
+    buckets = np.floor(np.log2(1.0 + gaps)).astype(np.int64)
+    return 1 + np.clip(buckets, 0, num_buckets - 1)
+
+
+def _transformer_stack(cfg: ModelConfig) -> nn.Module:
+    """A randomly initialised GPT-2 or Llama decoder sized from ``cfg`` (no download)."""
+    if cfg.architecture == "gpt2":
+        from transformers import GPT2Config, GPT2Model
+
+        hf_cfg = GPT2Config(
+            vocab_size=1,  # unused: we always pass inputs_embeds
+            n_positions=cfg.max_len,
+            n_embd=cfg.hidden_size,
+            n_layer=cfg.num_layers,
+            n_head=cfg.num_heads,
+            resid_pdrop=cfg.dropout,
+            embd_pdrop=cfg.dropout,
+            attn_pdrop=cfg.dropout,
+            use_cache=False,
+            bos_token_id=None,
+            eos_token_id=None,
+        )
+        return GPT2Model(hf_cfg)
+    from transformers import LlamaConfig, LlamaModel
+
+    hf_cfg = LlamaConfig(
+        vocab_size=1,
+        hidden_size=cfg.hidden_size,
+        intermediate_size=4 * cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_heads,
+        max_position_embeddings=cfg.max_len,
+        attention_dropout=cfg.dropout,
+        use_cache=False,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+    return LlamaModel(hf_cfg)
+
+
+class SeqRecModel(nn.Module):
+    """Next-item prediction with a causal transformer; logits tied to the item embeddings."""
+
+    def __init__(self, cfg: ModelConfig, num_items: int) -> None:
+        """``num_items`` is ``len(vocab)``: the number of embedding rows including padding row 0."""
+        super().__init__()
+        self.cfg = cfg
+        self.num_items = num_items
+        d = cfg.hidden_size
+        self.item_emb = nn.Embedding(num_items, d, padding_idx=0)
+        self.type_emb = nn.Embedding(NUM_EVENT_TYPES, d, padding_idx=0) if cfg.use_event_types else None
+        self.gap_emb = nn.Embedding(cfg.time_gap_buckets + 1, d, padding_idx=0) if cfg.use_time_gaps else None
+        # GPT-2 applies its own dropout to the summed input embeddings; Llama has none, so we add it.
+        self.emb_drop = nn.Dropout(cfg.dropout) if cfg.architecture == "llama" else nn.Identity()
+        self.decoder = _transformer_stack(cfg)
+        # Training-set interaction counts: the ranking for users without history, and q for logQ.
+        self.register_buffer("popularity", torch.zeros(num_items))
+        for emb in (self.item_emb, self.type_emb, self.gap_emb):
+            if emb is not None:
+                nn.init.normal_(emb.weight, std=0.02)
+                with torch.no_grad():
+                    emb.weight[0].zero_()
+
+    def set_popularity(self, counts: torch.Tensor | np.ndarray) -> None:
+        """Store per-index interaction counts (length ``num_items``; index 0 is ignored)."""
+        counts = torch.as_tensor(np.asarray(counts), dtype=torch.float32)
+        self.popularity.copy_(counts.to(self.popularity.device))
+
+    def hidden(
+        self,
+        items: torch.Tensor,
+        event_types: torch.Tensor | None = None,
+        time_gaps: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Hidden state at every position: (B, T) -> (B, T, C)."""
+        x = self.item_emb(items)  # (B, T, C)
+        if self.type_emb is not None and event_types is not None:
+            x = x + self.type_emb(event_types)
+        if self.gap_emb is not None and time_gaps is not None:
+            x = x + self.gap_emb(time_gaps)
+        x = self.emb_drop(x)
+        # Right padding: real positions are 0..len-1 and, under the causal mask, never attend to the
+        # padding after them. So no padding mask is needed, which keeps SDPA on its fused causal
+        # kernel (an explicit mask forces the slow math path on CPU); outputs at padding positions
+        # are garbage that the loss ignores and ``recommend`` never reads.
+        positions = torch.arange(items.shape[1], device=items.device).unsqueeze(0).expand_as(items)
+        out = self.decoder(inputs_embeds=x, position_ids=positions, use_cache=False)
+        return out.last_hidden_state  # (B, T, C)
+
+    def item_vectors(self) -> torch.Tensor:
+        """Output item vectors (V, C), tied to the input embeddings."""
+        return self.item_emb.weight
+
+    def score(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits over the catalogue for hidden states (..., C) -> (..., V); padding gets -inf."""
+        logits = h @ self.item_emb.weight.t()
+        logits[..., 0] = float("-inf")
+        return logits
+
+    def forward(
+        self,
+        items: torch.Tensor,
+        event_types: torch.Tensor | None = None,
+        time_gaps: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Logits (B, T, V) and the mean next-item loss over non-padding targets.
+
+        With a catalogue above ``cfg.sampled_softmax_above`` and targets given, the loss is a sampled
+        softmax and no full logits are materialised (``logits`` is None).
+        """
+        h = self.hidden(items, event_types, time_gaps)  # (B, T, C)
+        if targets is None:
+            return self.score(h), None
+        if self.num_items - 1 > self.cfg.sampled_softmax_above:
+            return None, sampled_softmax_loss(
+                h, targets, self.item_emb.weight, self.popularity, num_negatives=self.cfg.num_negatives
+            )
+        logits = self.score(h)  # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=0)
+        return logits, loss
+
+
+def sampled_softmax_loss(
+    h: torch.Tensor,
+    targets: torch.Tensor,
+    item_weight: torch.Tensor,
+    popularity: torch.Tensor,
+    *,
+    num_negatives: int,
+) -> torch.Tensor:
+    """Softmax over the target and ``num_negatives`` shared negatives drawn by popularity, logQ-corrected.
+
+    ``h`` (B, T, C), ``targets`` (B, T) with 0 = ignore, ``item_weight`` (V, C), ``popularity`` (V,).
+    """
+    valid = targets != 0
+    h = h[valid]  # (N, C)
+    pos = targets[valid]  # (N,)
+    # Smoothed sampling distribution over real items (index 0 never drawn).
+    q = popularity.float().clamp_min(0) + 1.0
+    q[0] = 0.0
+    q = q / q.sum()
+    neg = torch.multinomial(q, num_negatives, replacement=True)  # (S,)
+    log_q = torch.log(q.clamp_min(1e-12))
+    pos_logit = (h * item_weight[pos]).sum(-1) - log_q[pos]  # (N,)
+    neg_logit = h @ item_weight[neg].t() - log_q[neg]  # (N, S)
+    neg_logit = neg_logit.masked_fill(neg.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))  # accidental hits
+    logits = torch.cat([pos_logit.unsqueeze(1), neg_logit], dim=1).float()  # (N, 1 + S)
+    return F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=h.device))
+
+
+def num_parameters(model: nn.Module) -> int:
+    """Trainable parameter count."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def make_batch(
+    items: list[np.ndarray],
+    event_types: list[np.ndarray] | None,
+    timestamps: list[np.ndarray] | None,
+    *,
+    max_len: int,
+    num_gap_buckets: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded model inputs from the last ``max_len`` events of each sequence.
+
+    Returns ``items`` (B, T), ``event_types`` (B, T), ``time_gaps`` (B, T) and ``lengths`` (B,), with
+    ``T = min(max_len, longest sequence)`` (at least 1). Gaps are computed before truncation, so the
+    first kept event still sees its real gap.
+    """
+    lengths = np.array([min(len(s), max_len) for s in items], dtype=np.int64)
+    width = max(1, int(lengths.max(initial=0)))
+    out_items = np.zeros((len(items), width), dtype=np.int64)
+    out_types = np.zeros_like(out_items)
+    out_gaps = np.zeros_like(out_items)
+    for b, n in enumerate(lengths):
+        if n == 0:
+            continue
+        out_items[b, :n] = items[b][-n:]
+        if event_types is not None:
+            out_types[b, :n] = event_types[b][-n:]
+        if timestamps is not None:
+            out_gaps[b, :n] = time_gap_buckets(timestamps[b], num_gap_buckets)[-n:]
+    return (
+        torch.from_numpy(out_items),
+        torch.from_numpy(out_types),
+        torch.from_numpy(out_gaps),
+        torch.from_numpy(lengths),
+    )
+
+
+__all__ = ["NUM_EVENT_TYPES", "SeqRecModel", "make_batch", "num_parameters", "sampled_softmax_loss", "time_gap_buckets"]

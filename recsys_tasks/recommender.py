@@ -1,0 +1,292 @@
+"""A trained model directory as a recommender: load it, score histories, stream top-K in chunks.
+
+A model directory holds ``model.safetensors`` (weights plus the ``popularity`` buffer) and the
+sidecar ``model.json``::
+
+    {"format_version": 1, "kind": "transformer" | "gru" | "popularity",
+     "model_config": {...} | null, "item_ids": [...], "epoch": int, "step": int,
+     "metrics": {...}, "parent": str | null, "created_at": ISO-8601, ...}
+
+No pickle anywhere: weights are safetensors, everything else is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from recsys_tasks.baselines import popularity_counts
+from recsys_tasks.config import ModelConfig, to_dict
+from recsys_tasks.data import ItemVocab, SequenceData
+from recsys_tasks.model import make_batch
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "model.safetensors"
+SIDECAR_FILE = "model.json"
+FORMAT_VERSION = 1
+KINDS = ("transformer", "gru", "popularity")
+
+
+class ModelDirError(ValueError):
+    """A model directory is missing, incomplete or of an unknown kind; the message says which file."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_model(kind: str, cfg: ModelConfig, num_items: int) -> nn.Module:
+    """A fresh network of ``kind`` ("transformer" or "gru") for ``num_items`` embedding rows."""
+    if kind == "transformer":
+        from recsys_tasks.model import SeqRecModel
+
+        return SeqRecModel(cfg, num_items)
+    if kind == "gru":
+        from recsys_tasks.baselines import GRURecModel
+
+        return GRURecModel(cfg, num_items)
+    raise ModelDirError(f"model kind {kind!r} has no network; use one of {KINDS[:2]}")
+
+
+def save_model(
+    model_dir: Path,
+    *,
+    kind: str,
+    vocab: ItemVocab,
+    popularity: np.ndarray,
+    model: nn.Module | None = None,
+    model_cfg: ModelConfig | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``model.safetensors`` and the ``model.json`` sidecar into ``model_dir``; return it."""
+    if kind not in KINDS:
+        raise ModelDirError(f"unknown model kind {kind!r}; use one of {KINDS}")
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if model is not None:
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    else:
+        tensors = {"popularity": torch.as_tensor(np.asarray(popularity), dtype=torch.float32)}
+    # Write-then-rename so a reader (or a resumed run) never sees half a file.
+    tmp = model_dir / (WEIGHTS_FILE + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(model_dir / WEIGHTS_FILE)
+    sidecar: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "model_config": to_dict(model_cfg) if model_cfg is not None else None,
+        "item_ids": vocab.item_ids,
+        "epoch": 0,
+        "step": 0,
+        "metrics": {},
+        "parent": None,
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    sidecar.update(extra or {})
+    tmp_json = model_dir / (SIDECAR_FILE + ".tmp")
+    tmp_json.write_text(json.dumps(sidecar, indent=1), encoding="utf-8")
+    tmp_json.replace(model_dir / SIDECAR_FILE)
+    return model_dir
+
+
+def read_sidecar(model_dir: Path) -> dict[str, Any]:
+    """The parsed ``model.json`` of ``model_dir``."""
+    path = Path(model_dir) / SIDECAR_FILE
+    if not path.is_file():
+        raise ModelDirError(f"{path} does not exist; pass a directory written by train_model or save_popularity")
+    sidecar = json.loads(path.read_text(encoding="utf-8"))
+    if sidecar.get("kind") not in KINDS:
+        raise ModelDirError(f"{path}: unknown kind {sidecar.get('kind')!r}; expected one of {KINDS}")
+    return sidecar
+
+
+def load_network(model_dir: Path, *, device: str = "cpu") -> tuple[nn.Module, dict[str, Any], ItemVocab]:
+    """The network, sidecar and vocabulary of a transformer/gru model directory."""
+    sidecar = read_sidecar(model_dir)
+    vocab = ItemVocab(sidecar["item_ids"])
+    cfg = ModelConfig(**sidecar["model_config"])
+    model = build_model(sidecar["kind"], cfg, len(vocab))
+    weights = Path(model_dir) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelDirError(f"{weights} does not exist; the model directory is incomplete, retrain or re-copy it")
+    model.load_state_dict(load_file(str(weights)))
+    return model.to(resolve_device(device)).eval(), sidecar, vocab
+
+
+class Recommender:
+    """Top-K recommendations and item vectors from one model directory."""
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        vocab: ItemVocab,
+        popularity: np.ndarray,
+        model_dir: Path | None = None,
+        model: nn.Module | None = None,
+        sidecar: Mapping[str, Any] | None = None,
+        device: torch.device | None = None,
+    ) -> None:
+        self.kind = kind
+        self.vocab = vocab
+        self.model_dir = model_dir
+        self.model = model
+        self.sidecar = dict(sidecar or {})
+        self.device = device or torch.device("cpu")
+        self.popularity_counts = np.asarray(popularity, dtype=np.float32).copy()
+        pop = self.popularity_counts.copy()
+        pop[0] = -np.inf
+        # An index tie-break below half a count keeps equal counts in a deterministic order.
+        tie_break = np.arange(len(pop), dtype=np.float32) / (2.0 * len(pop))
+        self._popularity = torch.from_numpy(pop - tie_break).to(self.device)
+
+    @torch.no_grad()
+    def scores(self, histories: SequenceData) -> torch.Tensor:
+        """Scores (B, V) for each history's next item; padding is -inf; empty histories get popularity."""
+        B = len(histories)
+        if self.model is None:
+            return self._popularity.unsqueeze(0).expand(B, -1).clone()
+        cfg = self.model.cfg
+        items, types, gaps, lengths = make_batch(
+            histories.items,
+            histories.event_types,
+            histories.timestamps,
+            max_len=cfg.max_len,
+            num_gap_buckets=cfg.time_gap_buckets,
+        )
+        items, types, gaps = items.to(self.device), types.to(self.device), gaps.to(self.device)
+        h = self.model.hidden(items, types, gaps)  # (B, T, C)
+        last = (lengths.to(self.device) - 1).clamp_min(0)
+        h_last = h[torch.arange(B, device=self.device), last]  # (B, C)
+        out = self.model.score(h_last.float())  # (B, V)
+        empty = lengths.to(self.device) == 0
+        if empty.any():
+            out[empty] = self._popularity
+        return out
+
+    def recommend(
+        self,
+        histories: SequenceData,
+        *,
+        k: int,
+        exclude: Sequence[Collection[int]] | None = None,
+        batch_users: int = 4096,
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Yield ``(offset, top-k indices (B, k) int64, scores (B, k) float32)`` per chunk of users.
+
+        Padding (index 0) and ``exclude[u]`` are never returned. A user with fewer than ``k``
+        eligible items gets the eligible ones followed by index 0 with score ``-inf``.
+        """
+        num_real = len(self.vocab) - 1
+        if not 1 <= k <= num_real:
+            raise ValueError(f"k={k} must be between 1 and the catalogue size {num_real}")
+        if exclude is not None and len(exclude) != len(histories):
+            raise ValueError(f"exclude has {len(exclude)} rows but histories has {len(histories)} users")
+        for start in range(0, len(histories), batch_users):
+            stop = min(start + batch_users, len(histories))
+            scores = self.scores(histories.subset(range(start, stop)))  # (B, V)
+            if exclude is not None:
+                rows, cols = [], []
+                for b, excluded in enumerate(exclude[start:stop]):
+                    idx = [int(i) for i in excluded if 0 < int(i) < scores.shape[1]]
+                    rows.extend([b] * len(idx))
+                    cols.extend(idx)
+                if rows:
+                    scores[torch.tensor(rows), torch.tensor(cols)] = float("-inf")
+            top_scores, top_idx = torch.topk(scores, k, dim=1)
+            top_idx = top_idx.masked_fill(torch.isinf(top_scores) & (top_scores < 0), 0)
+            yield start, top_idx.cpu().numpy().astype(np.int64), top_scores.float().cpu().numpy()
+
+    def item_vectors(self) -> np.ndarray:
+        """Item vectors (len(vocab), d) for item-to-item similarity; popularity models have d = 1."""
+        if self.model is None:
+            return self.popularity_counts[:, None].copy()
+        return self.model.item_vectors().detach().float().cpu().numpy()
+
+
+def load_recommender(model_dir: Path, *, device: str = "auto") -> Recommender:
+    """Load any model directory (transformer, gru or popularity) as a ``Recommender``."""
+    model_dir = Path(model_dir)
+    sidecar = read_sidecar(model_dir)
+    dev = resolve_device(device)
+    if sidecar["kind"] == "popularity":
+        weights = model_dir / WEIGHTS_FILE
+        if not weights.is_file():
+            raise ModelDirError(f"{weights} does not exist; re-run save_popularity")
+        popularity = load_file(str(weights))["popularity"].numpy()
+        return Recommender(
+            kind="popularity",
+            vocab=ItemVocab(sidecar["item_ids"]),
+            popularity=popularity,
+            model_dir=model_dir,
+            sidecar=sidecar,
+            device=dev,
+        )
+    model, sidecar, vocab = load_network(model_dir, device=str(dev))
+    return Recommender(
+        kind=sidecar["kind"],
+        vocab=vocab,
+        popularity=model.popularity.cpu().numpy(),
+        model_dir=model_dir,
+        model=model,
+        sidecar=sidecar,
+        device=dev,
+    )
+
+
+class PopularityRecommender(Recommender):
+    """Most popular items of the (recent) training data, the same for every user."""
+
+    @classmethod
+    def fit(
+        cls, train: SequenceData, vocab: ItemVocab, *, recent_seconds: float | None = None
+    ) -> PopularityRecommender:
+        """Count interactions in ``train`` (only the last ``recent_seconds`` when given)."""
+        counts = popularity_counts(train, len(vocab), recent_seconds=recent_seconds)
+        return cls(kind="popularity", vocab=vocab, popularity=counts)
+
+    def save(self, model_dir: Path, *, extra: Mapping[str, Any] | None = None) -> Path:
+        """Write this model as a ``popularity`` model directory."""
+        self.model_dir = save_model(
+            model_dir, kind="popularity", vocab=self.vocab, popularity=self.popularity_counts, extra=extra
+        )
+        return self.model_dir
+
+
+def save_popularity(
+    model_dir: Path,
+    *,
+    train: SequenceData,
+    vocab: ItemVocab,
+    recent_seconds: float | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Fit the popularity baseline on ``train`` and write it to ``model_dir`` (kind "popularity")."""
+    return PopularityRecommender.fit(train, vocab, recent_seconds=recent_seconds).save(model_dir, extra=extra)
+
+
+__all__ = [
+    "ModelDirError",
+    "PopularityRecommender",
+    "Recommender",
+    "build_model",
+    "load_network",
+    "load_recommender",
+    "read_sidecar",
+    "resolve_device",
+    "save_model",
+    "save_popularity",
+]

@@ -1,0 +1,52 @@
+"""Ranking metrics against hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from recsys_tasks.metrics import coverage, metrics_from_ranks, rank_of_targets, ranking_metrics
+
+
+def test_single_relevant_item_matches_textbook_leave_one_out():
+    # user 0: hit at rank 2; user 1: hit at rank 1; user 2: miss (relevant item not in the top 3)
+    ranked = [[5, 7, 9], [3, 1, 2], [4, 6, 8]]
+    relevant = [[7], [3], [1]]
+    m = ranking_metrics(ranked, relevant, k=3)
+    assert m["hr@3"] == pytest.approx(2 / 3)
+    assert m["ndcg@3"] == pytest.approx((1 / math.log2(3) + 1.0) / 3)
+    assert m["mrr@3"] == pytest.approx((1 / 2 + 1) / 3)
+
+
+def test_two_relevant_items_normalise_by_ideal_dcg():
+    # hits at ranks 1 and 3, ideal = ranks 1 and 2
+    m = ranking_metrics([[1, 9, 2]], [[1, 2]], k=3)
+    dcg = 1.0 + 1 / math.log2(4)
+    idcg = 1.0 + 1 / math.log2(3)
+    assert m["ndcg@3"] == pytest.approx(dcg / idcg)
+    assert m["hr@3"] == 1.0
+    assert m["mrr@3"] == 1.0
+
+
+def test_cutoff_ignores_hits_below_k():
+    m = ranking_metrics([[1, 2, 3]], [[3]], k=2)
+    assert m == {"hr@2": 0.0, "ndcg@2": 0.0, "mrr@2": 0.0}
+
+
+def test_rank_of_targets_counts_ties_against_the_target():
+    scores = np.array([[0.1, 0.5, 0.3, 0.5], [0.9, 0.2, 0.1, 0.0]])
+    # row 0: target index 1 scores 0.5, tied with index 3 -> rank 2; row 1: target 0 is best -> rank 1
+    assert rank_of_targets(scores, np.array([1, 0])).tolist() == [2, 1]
+
+
+def test_metrics_from_ranks_by_hand():
+    m = metrics_from_ranks(np.array([1, 3, 11]), k=10)
+    assert m["hr@10"] == pytest.approx(2 / 3)
+    assert m["ndcg@10"] == pytest.approx((1.0 + 0.5) / 3)  # 1/log2(4) = 0.5
+    assert m["mrr@10"] == pytest.approx((1.0 + 1 / 3) / 3)
+
+
+def test_coverage_counts_distinct_items_in_top_k():
+    assert coverage([[1, 2, 3], [2, 4, 5]], catalogue_size=10, k=2) == pytest.approx(3 / 10)

@@ -1,0 +1,57 @@
+"""The item text encoder: offline loading, 384-d vectors, and the hash-keyed cache."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+import recsys_tasks.text as text_mod
+from recsys_tasks.text import encode_item_texts, fit_text_projection, item_text, pca_projection
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled in tests")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def test_encodes_offline_to_384_unit_vectors_and_caches(tmp_path, monkeypatch, no_network):
+    texts = {"a": item_text("Toy Story", "Animation"), "b": item_text("Heat", "Crime"), "c": item_text("Toy Story 2", "Animation")}
+    vectors = encode_item_texts(texts, cache_dir=tmp_path)
+    assert set(vectors) == {"a", "b", "c"}
+    assert vectors["a"].shape == (384,) and vectors["a"].dtype == np.float32
+    assert np.linalg.norm(vectors["a"]) == pytest.approx(1.0, abs=1e-5)
+    assert vectors["a"] @ vectors["c"] > vectors["a"] @ vectors["b"]  # sequels are closer than strangers
+
+    encoded = []
+    real_load = text_mod._load_encoder
+
+    def counting_load(encoder):
+        model = real_load(encoder)
+        original = model.encode
+        model.encode = lambda sentences, **kw: encoded.extend(sentences) or original(sentences, **kw)
+        return model
+
+    monkeypatch.setattr(text_mod, "_load_encoder", counting_load)
+    again = encode_item_texts({**texts, "c": item_text("Toy Story 2", "Comedy"), "d": "x | y"}, cache_dir=tmp_path)
+    assert sorted(encoded) == ["Toy Story 2 | Comedy", "x | y"]  # only new or changed texts
+    np.testing.assert_array_equal(again["a"], vectors["a"])
+
+
+def test_fit_text_projection_recovers_a_linear_map():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8))
+    w = rng.normal(size=(8, 3))
+    np.testing.assert_allclose(fit_text_projection(x, x @ w, ridge=1e-8), w, atol=1e-5)
+
+
+def test_pca_projection_shape_and_scale():
+    z = pca_projection(np.random.default_rng(0).normal(size=(50, 10)), 4, std=0.02)
+    assert z.shape == (50, 4)
+    assert z.std() == pytest.approx(0.02, rel=1e-3)
