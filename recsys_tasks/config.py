@@ -199,6 +199,8 @@ class EvaluationConfig:
     primary_metric: str = "ndcg@10"
     min_relative_improvement: float = 0.01
     min_holdout_users: int = 20
+    guard_segment: str | None = "short_history"
+    guard_tolerance: float = 0.05
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -208,6 +210,15 @@ class EvaluationConfig:
             raise ConfigError(
                 f"evaluation.primary_metric={self.primary_metric!r}: use hr@K, ndcg@K or mrr@K"
             )
+        if int(cut) != self.k:
+            raise ConfigError(
+                f"evaluation.primary_metric={self.primary_metric!r} must use evaluation.k={self.k} as its cut-off"
+            )
+        segments = ("all", "new_users", "short_history", "long_history", "new_items")
+        if self.guard_segment is not None and self.guard_segment not in segments:
+            raise ConfigError(f"evaluation.guard_segment={self.guard_segment!r}: use one of {segments} or null")
+        if not 0.0 <= self.guard_tolerance <= 1.0:
+            raise ConfigError("evaluation.guard_tolerance must be within [0, 1]")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from recsys_tasks.sqlfiles import load_sql
 
 log = logging.getLogger(__name__)
 
-#: Segments by the number of item events a holdout user had before the cutoff.
+#: Segments by the number of item events a holdout user had before the cutoff. A fifth segment,
+#: ``new_items``, holds the users whose next item had no interaction at all before the cutoff.
 SEGMENTS = {"all": (0, None), "new_users": (0, 0), "short_history": (1, 4), "long_history": (5, None)}
 
 
@@ -41,6 +42,8 @@ class Holdout:
     targets: list[set[str]]
     history_lengths: np.ndarray
     train_events: pd.DataFrame
+    #: users at least one of whose holdout items had no interaction before the cutoff
+    new_item_users: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.user_ids)
@@ -50,9 +53,19 @@ def build_holdout(split: TemporalSplit) -> Holdout:
     """The holdout users of ``split`` with their target items and history lengths."""
     targets = split.holdout.groupby("user_id", sort=True)["item_id"].agg(lambda s: set(map(str, s)))
     users = [str(u) for u in targets.index]
-    counts = item_events(split.train_events).groupby("user_id").size()
+    train_items = item_events(split.train_events)
+    counts = train_items.groupby("user_id").size()
     lengths = counts.reindex(users, fill_value=0).to_numpy(dtype=np.int64)
-    return Holdout(user_ids=users, targets=list(targets.to_numpy()), history_lengths=lengths, train_events=split.train_events)
+    seen = set(train_items["item_id"].astype(str))
+    target_sets = list(targets.to_numpy())
+    new_items = np.array([bool(t - seen) for t in target_sets], dtype=bool)
+    return Holdout(
+        user_ids=users,
+        targets=target_sets,
+        history_lengths=lengths,
+        train_events=split.train_events,
+        new_item_users=new_items,
+    )
 
 
 def score(recommender: Recommender, holdout: Holdout, *, k: int, batch_users: int = 4096) -> dict[str, dict[str, float]]:
@@ -63,10 +76,15 @@ def score(recommender: Recommender, holdout: Holdout, *, k: int, batch_users: in
     for _, top, _scores in recommender.recommend(histories, k=k_eff, exclude=None, batch_users=batch_users):
         ranked.extend(recommender.vocab.decode([i for i in row if i > 0]) for row in top)
     out: dict[str, dict[str, float]] = {}
+    masks = {}
     for name, (lo, hi) in SEGMENTS.items():
         mask = holdout.history_lengths >= lo
         if hi is not None:
             mask &= holdout.history_lengths <= hi
+        masks[name] = mask
+    if holdout.new_item_users is not None:
+        masks["new_items"] = holdout.new_item_users
+    for name, mask in masks.items():
         positions = np.flatnonzero(mask)
         if name != "all" and positions.size == 0:
             continue
@@ -104,8 +122,14 @@ def decide(
     challenger_data_end: datetime,
     holdout_users: int,
     force: bool = False,
+    challenger_segments: Mapping[str, Mapping[str, float]] | None = None,
+    champion_segments: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Decision:
-    """Apply the promotion rule (see README, "Promotion and backfills")."""
+    """Apply the promotion rule (see README, "Promotion and backfills").
+
+    With per-segment metrics given, the challenger must also not drop the primary metric on
+    ``cfg.guard_segment`` by more than ``cfg.guard_tolerance`` (relative) against the champion.
+    """
     metric = cfg.primary_metric
     ch = float(challenger_metrics.get(metric, 0.0))
     base = float(baseline_metrics.get(metric, 0.0))
@@ -131,6 +155,17 @@ def decide(
             return result("promote", f"first model: {metric} {ch:.4f} beats most-popular {base:.4f}")
         return result("keep", f"first model does not beat most-popular: {metric} {ch:.4f} <= {base:.4f}")
     needed = cur * (1.0 + cfg.min_relative_improvement)
+    guard = cfg.guard_segment
+    if guard and challenger_segments and champion_segments and guard in challenger_segments and guard in champion_segments:
+        g_ch = float(challenger_segments[guard].get(metric, 0.0))
+        g_cur = float(champion_segments[guard].get(metric, 0.0))
+        values[f"challenger.{guard}"], values[f"champion.{guard}"] = g_ch, g_cur
+        if g_ch < g_cur * (1.0 - cfg.guard_tolerance):
+            return result(
+                "keep",
+                f"guard: {metric} on segment {guard} drops from {g_cur:.4f} to {g_ch:.4f}, more than "
+                f"evaluation.guard_tolerance={cfg.guard_tolerance:.0%}",
+            )
     if ch > base and ch >= needed and ch > cur:
         return result("promote", f"{metric} {ch:.4f} vs champion {cur:.4f} (needed >= {needed:.4f}), most-popular {base:.4f}")
     return result("keep", f"{metric} {ch:.4f} does not beat champion {cur:.4f} by {cfg.min_relative_improvement:.1%} (needed {needed:.4f}); most-popular {base:.4f}")

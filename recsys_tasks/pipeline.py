@@ -377,6 +377,8 @@ def evaluate(ctx: RunContext, snapshot: str, challenger_version: str, *, force_p
         challenger_data_end=challenger.data_end,
         holdout_users=len(holdout),
         force=force_promote,
+        challenger_segments=results["challenger"],
+        champion_segments=results.get("champion"),
     )
     log.info("decision: %s (%s)", decision.outcome, decision.reason)
     return {"decision": decision.to_dict(), "metrics": {r: m["all"] for r, m in results.items()}, "holdout_users": len(holdout)}

@@ -94,6 +94,8 @@ def test_score_gives_hand_computed_metrics_per_segment():
         "new_users": {"hr@3": 1 / 2, "ndcg@3": third / 2, "mrr@3": 1 / 6, "coverage@3": 3 / 6, "users": 2.0},
         "short_history": {"hr@3": 1.0, "ndcg@3": 1.0, "mrr@3": 1.0, "coverage@3": 3 / 6, "users": 1.0},
         "long_history": {"hr@3": 1.0, "ndcg@3": second, "mrr@3": 1 / 2, "coverage@3": 3 / 6, "users": 1.0},
+        # f is the only holdout item nobody touched before the cutoff: n2 alone is in new_items.
+        "new_items": {"hr@3": 0.0, "ndcg@3": 0.0, "mrr@3": 0.0, "coverage@3": 3 / 6, "users": 1.0},
     }
     assert out.keys() == expected.keys()
     for segment, metrics in expected.items():
@@ -108,7 +110,8 @@ def test_score_omits_empty_segments_and_counts_padding_as_nothing():
     # n2 gets padding only (index 0); decoded, it would wrap around to "z" and count as coverage.
     rec = FakeRecommender(["c", "z"], {"n1": ["c"], "n2": []})
     out = score(rec, holdout, k=3)
-    assert set(out) == {"all", "new_users"}
+    # Nothing happened before the cutoff, so both targets are new items too.
+    assert set(out) == {"all", "new_users", "new_items"}
     assert out["all"] == pytest.approx({"hr@3": 0.5, "ndcg@3": 0.5, "mrr@3": 0.5, "coverage@3": 0.5, "users": 2.0})
 
 
@@ -205,3 +208,15 @@ def test_store_evaluation_replaces_a_previous_attempt(pg_engine, pg_schema):
         ("m-new", "challenger", "new_users", "ndcg@10", 1.0, 1, date(2026, 1, 10)),
         ("popularity", "baseline", "all", "hr@10", 0.1, 4, date(2026, 1, 10)),
     ]
+
+
+def test_guard_segment_blocks_a_challenger_that_regresses_short_histories():
+    cfg = EvaluationConfig(k=10, primary_metric="ndcg@10", min_relative_improvement=0.01, guard_segment="short_history", guard_tolerance=0.05)
+    common = dict(
+        cfg=cfg, challenger="m-new", challenger_metrics={"ndcg@10": 0.40}, baseline_metrics={"ndcg@10": 0.1},
+        champion=_champion(), champion_metrics={"ndcg@10": 0.30}, challenger_data_end=END, holdout_users=100,
+    )
+    worse = decide(**common, challenger_segments={"short_history": {"ndcg@10": 0.20}}, champion_segments={"short_history": {"ndcg@10": 0.25}})
+    assert worse.outcome == "keep" and worse.reason.startswith("guard:")
+    within = decide(**common, challenger_segments={"short_history": {"ndcg@10": 0.24}}, champion_segments={"short_history": {"ndcg@10": 0.25}})
+    assert within.outcome == "promote"  # a 4% drop is inside the 5% tolerance
