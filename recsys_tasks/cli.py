@@ -62,11 +62,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     q.add_argument("--file", type=Path)
     q.add_argument("--sql")
     sub.add_parser("models", parents=[common], help="list the model registry")
+    rb = sub.add_parser("rollback", parents=[common], help="make a previous model version champion and republish with it")
+    rb.add_argument("--to", required=True, metavar="MODEL_VERSION")
+    rb.add_argument("--no-republish", action="store_true", help="only change the champion")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.url:
         parser.error("--url is required (or set RECSYS_WAREHOUSE_URL)")
     cfg = RecsysConfig.from_file(args.config) if args.config else RecsysConfig()
+    if args.command == "rollback":
+        from recsys_tasks.pipeline import rollback
+        from recsys_tasks.registry import RegistryError
+
+        try:
+            result = rollback(args.url, args.to, config=cfg, republish=not args.no_republish)
+        except RegistryError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"champion is now {result['champion']}; republished: {result['republished']}")
+        return 0
     engine = create_engine(args.url, output_schema=cfg.warehouse.output_schema)
     try:
         if args.command == "query":

@@ -14,6 +14,7 @@ Run layout (``<artifact_root>/<dag_id>/<as_of>/<run_id>/``)::
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping
@@ -192,6 +193,7 @@ def validate(ctx: RunContext, snapshot: str) -> dict[str, Any]:
         docs_dir=ctx.run_dir / "data_docs",
         run_id=ctx.run_id,
         cleaning_counts=counts,
+        event_duplicates_dropped=event_counts["exact_duplicates_dropped"],
     )
     interval_events = int(((events["event_ts"] >= ctx.interval_start) & (events["event_ts"] < ctx.interval_end)).sum()) if "event_ts" in events else 0
     stamp = iso(datetime.now(timezone.utc))
@@ -303,6 +305,7 @@ def train(ctx: RunContext, snapshot: str, *, full_retrain: bool | None = None) -
         config=to_dict(ctx.config),
         metrics={f"validation.{k}": v for k, v in result.metrics.items()},
     )
+    (ctx.run_dir / "train_history.json").write_text(json.dumps(result.history, default=float), encoding="utf-8")
     log.info("registered challenger %s (%d epochs, %.1fs, %.0f seqs/s)", version, result.epochs, result.seconds, result.seqs_per_s)
     return {
         "model_version": version,
@@ -381,7 +384,38 @@ def evaluate(ctx: RunContext, snapshot: str, challenger_version: str, *, force_p
         champion_segments=results.get("champion"),
     )
     log.info("decision: %s (%s)", decision.outcome, decision.reason)
-    return {"decision": decision.to_dict(), "metrics": {r: m["all"] for r, m in results.items()}, "holdout_users": len(holdout)}
+    report = write_run_report(ctx, decision.to_dict(), results)
+    log.info("run report: file://%s", report)
+    return {
+        "decision": decision.to_dict(),
+        "metrics": {r: m["all"] for r, m in results.items()},
+        "holdout_users": len(holdout),
+        "report": str(report),
+    }
+
+
+def write_run_report(ctx: RunContext, decision: Mapping[str, Any], results: Mapping[str, Any]) -> Path:
+    """The run's HTML report (metrics, training curve, metric history) next to its artifacts."""
+    from recsys_tasks.report import write_report
+    from recsys_tasks.sqlfiles import load_sql
+
+    history_file = ctx.run_dir / "train_history.json"
+    training = json.loads(history_file.read_text(encoding="utf-8")) if history_file.is_file() else []
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(load_sql("select_metric_history", schema=ctx.schema)),
+            {"metric": ctx.config.evaluation.primary_metric, "since": (ctx.as_of - timedelta(days=60)).isoformat()},
+        ).all()
+    return write_report(
+        ctx.run_dir / "report.html",
+        run_id=ctx.run_id,
+        as_of=ctx.as_of.isoformat(),
+        decision=decision,
+        metrics=results,
+        training_history=training,
+        metric_history=[dict(r._mapping) for r in rows],
+        primary_metric=ctx.config.evaluation.primary_metric,
+    )
 
 
 def promote(ctx: RunContext, decision: Mapping[str, Any]) -> dict[str, Any]:
@@ -444,3 +478,56 @@ def publish(ctx: RunContext, snapshot: str, *, top_k: int | None = None) -> dict
         ctx.engine, ctx.schema, rows, as_of=ctx.as_of, run_id=ctx.run_id, model_version=champion.model_version, top_k=k
     )
     return {"as_of": ctx.as_of.isoformat(), "model_version": champion.model_version, "users": result.users, "rows": result.rows}
+
+
+# ---------------------------------------------------------------------------------------------- rollback
+
+
+def rollback(
+    warehouse_url: str,
+    model_version: str,
+    *,
+    config: RecsysConfig | None = None,
+    dag_id: str = "recsys_retrain",
+    republish: bool = True,
+) -> dict[str, Any]:
+    """Make ``model_version`` the champion again and republish the newest publication with it.
+
+    The model's files are checked against the registry's checksum first. The newest publication's
+    as-of date is republished from that run's cleaned snapshot, so ``latest_recommendations``
+    shows the restored model's recommendations when this returns.
+    """
+    from recsys_tasks.registry import RegistryError, directory_checksum, get_model
+    from recsys_tasks.registry import promote as promote_version
+    from recsys_tasks.sqlfiles import load_sql
+
+    cfg = config or RecsysConfig.from_env()
+    probe = RunContext(dag_id, "rollback", datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2000, 1, 2, tzinfo=timezone.utc), warehouse_url, cfg)
+    record = get_model(probe.engine, probe.schema, model_version)
+    if record is None:
+        raise RegistryError(f"model version {model_version!r} is not in {probe.schema}.model_registry; list them with `python -m recsys_tasks.cli models`")
+    if not record.model_dir.is_dir() or directory_checksum(record.model_dir) != record.checksum:
+        raise RegistryError(f"the files of {model_version} at {record.model_dir} are missing or do not match the registry checksum; it cannot be restored")
+    promote_version(probe.engine, probe.schema, model_version, decision=f"rollback to {model_version} by an operator")
+    out: dict[str, Any] = {"champion": model_version, "republished": None}
+    if republish:
+        with probe.engine.connect() as conn:
+            latest = conn.execute(sa.text(load_sql("select_latest_publication", schema=probe.schema))).first()
+        if latest is None:
+            log.info("no publication yet: nothing to republish")
+        else:
+            as_of = latest.as_of if isinstance(latest.as_of, date) else date.fromisoformat(str(latest.as_of)[:10])
+            end = datetime(as_of.year, as_of.month, as_of.day, tzinfo=timezone.utc)
+            source = RunContext(dag_id, str(latest.run_id), end - timedelta(days=1), end, warehouse_url, cfg)
+            snapshot = source.run_dir / "clean"
+            if not snapshot.is_dir():
+                raise RegistryError(
+                    f"{model_version} is champion again, but the snapshot of the publication of {as_of} ({snapshot}) is gone, "
+                    "so its recommendations were not republished; rerun recsys_retrain for that date"
+                )
+            # The publication keeps the run id of the run whose data it was built from, so a later
+            # rollback finds the same snapshot again; the registry records who changed the model.
+            out["republished"] = publish(source, str(snapshot), top_k=int(latest.top_k))
+            source.dispose()
+    probe.dispose()
+    return out
