@@ -13,7 +13,14 @@ from typing import Any
 _COLOURS = {"challenger": "#d9480f", "champion": "#1c7ed6", "baseline": "#868e96", "loss": "#2b8a3e", "val": "#d9480f"}
 
 
-def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str, width: int = 560, height: int = 220) -> str:
+def line_chart(
+    series: Mapping[str, Sequence[tuple[float, float]]],
+    *,
+    title: str,
+    x_labels: tuple[str, str] | None = None,
+    width: int = 560,
+    height: int = 220,
+) -> str:
     """An inline SVG line chart of named (x, y) series."""
     points = [p for s in series.values() for p in s]
     if not points:
@@ -36,6 +43,11 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: st
         f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>',
         f'<text x="4" y="{sy(y1 / 1.1 if y1 != 1.0 else y1) + 4:.1f}" font-size="10">{(y1 / 1.1 if y1 != 1.0 else y1):.3g}</text>',
         f'<text x="4" y="{height - pad + 4}" font-size="10">{y0:.3g}</text>',
+    ]
+    first, last = x_labels or (f"{x0:g}", f"{x1:g}")
+    parts += [
+        f'<text x="{pad}" y="{height - pad + 16}" font-size="10">{html.escape(first)}</text>',
+        f'<text x="{width - pad}" y="{height - pad + 16}" font-size="10" text-anchor="end">{html.escape(last)}</text>',
     ]
     for i, (name, pts) in enumerate(series.items()):
         colour = _COLOURS.get(name, "#5f3dc4")
@@ -93,7 +105,8 @@ def render_report(
         history_series.setdefault(str(r["role"]), []).append((float(index[str(r["as_of"])[:10]]), float(r["value"])))
     history = line_chart(
         {k: sorted(v) for k, v in history_series.items()},
-        title=f"{primary_metric} over the last runs ({dates[0] if dates else ''} .. {dates[-1] if dates else ''})",
+        title=f"{primary_metric} over the last runs",
+        x_labels=(dates[0], dates[-1]) if dates else None,
     )
     outcome = esc(str(decision.get("outcome", "?")))
     return f"""<!doctype html>
