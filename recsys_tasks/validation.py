@@ -21,6 +21,7 @@ events.item_id_not_null                  expect_column_values_to_not_be_null (no
 events.event_type_known                  expect_column_values_to_be_in_set                  event_type
 events.event_ts_in_window                expect_column_values_to_be_between                 event_ts
 events.event_id_unique                   expect_column_values_to_be_unique                  event_id
+events.no_duplicate_rows                 expect_no_duplicate_event_rows (computed)          event_id
 events.rating_in_range                   expect_column_values_to_be_between ('rate')        value
 events.price_in_range                    expect_column_values_to_be_between (prices)        value
 events.interval_volume_within_band       expect_table_row_count_to_be_between               event_ts
@@ -43,6 +44,10 @@ wrong dtype, the checks that read it are skipped (the presence/dtype failure nam
 failing with an exception. Prices are ``value`` of ``purchase``/``add_to_cart`` events and must lie in
 ``[config.min_value, config.max_value]``; ratings in ``[1, 5]``. The volume band uses the last
 ``config.volume_history_runs`` of ``previous_volumes``; with none, only "at least one row" is checked.
+Cleaning drops exact duplicate rows before validation, which would hide a double load (the same rows
+loaded twice) from ``events.event_id_unique``; so the caller passes how many event rows cleaning
+dropped, and ``events.no_duplicate_rows`` fails when there were any (list it as a warning to go on
+with the de-duplicated rows instead).
 """
 
 from __future__ import annotations
@@ -92,6 +97,7 @@ RATING_RANGE: tuple[float, float] = (1.0, 5.0)
 _DTYPE_EXPECTATION = "expect_column_dtype_to_be_canonical"
 _ITEMS_IN_CATALOGUE = "expect_event_items_in_catalogue"
 _TYPE_SHARE = "expect_event_type_share_within_bounds"
+_NO_DUPLICATE_ROWS = "expect_no_duplicate_event_rows"
 _EXAMPLES = 5
 _MAX_TEXT = 200
 _REMEDY = (
@@ -263,11 +269,13 @@ def validate_snapshot(
     docs_dir: Path | None,
     run_id: str,
     cleaning_counts: Mapping[str, int] | None = None,
+    event_duplicates_dropped: int = 0,
 ) -> ValidationReport:
     """Run the ``behaviour_events`` and ``item_catalogue`` checks; write Data Docs to ``docs_dir``.
 
     ``previous_volumes`` are earlier runs' interval row counts, oldest first; the last
-    ``config.volume_history_runs`` form the trailing mean.
+    ``config.volume_history_runs`` form the trailing mean. ``event_duplicates_dropped`` is the
+    number of exact duplicate event rows cleaning removed from ``events`` (see ``clean_events``).
     """
     start, end, hist = (_utc(interval_start), _utc(interval_end), _utc(history_start))
     if not hist <= start < end:
@@ -295,6 +303,7 @@ def validate_snapshot(
         results.extend(_run_suite(gx, context, suite_name, frame[read], checks, read, run_id, severity))
 
     results.extend(_computed_event_checks(events, items, event_ok, item_ok, start, end, config, severity))
+    results.append(_duplicate_rows_outcome(len(events), event_duplicates_dropped, severity))
 
     docs_path = _build_docs(context, docs_dir) if docs_dir is not None else None
     report = ValidationReport(
@@ -562,6 +571,27 @@ def _computed_event_checks(
                 )
             )
     return out
+
+
+def _duplicate_rows_outcome(
+    kept: int, dropped: int, severity: Callable[[str, str], str]
+) -> ExpectationOutcome:
+    key = "events.no_duplicate_rows"
+    return ExpectationOutcome(
+        suite=EVENTS_SUITE,
+        expectation=_NO_DUPLICATE_ROWS,
+        column="event_id",
+        severity=severity(_NO_DUPLICATE_ROWS, key),
+        success=dropped == 0,
+        observed_value={"duplicate_rows_dropped": int(dropped), "rows_extracted": int(kept + dropped)},
+        details=(
+            f"cleaning dropped {dropped} exact duplicate event rows of {kept + dropped} extracted: the same "
+            "events were loaded twice (a double load?)"
+            if dropped
+            else "no exact duplicate event rows"
+        ),
+        key=key,
+    )
 
 
 def _schema_outcomes(

@@ -219,10 +219,12 @@ def extract_interval(
     params = {"start": bind_timestamp(engine, start), "end": bind_timestamp(engine, end)}
     snapshot = Snapshot(out_dir, 0, 0)
     n_events = _stream_to_parquet(
-        engine, events_sql, params, snapshot.events_path, EVENTS_SCHEMA, cfg, label="events"
+        engine, events_sql, params, snapshot.events_path, EVENTS_SCHEMA, cfg, label="events",
+        table=table_ref(cfg.source_schema, cfg.events_table),
     )
     n_items = _stream_to_parquet(
-        engine, items_sql, {"end": params["end"]}, snapshot.items_path, ITEMS_SCHEMA, cfg, label="items"
+        engine, items_sql, {"end": params["end"]}, snapshot.items_path, ITEMS_SCHEMA, cfg, label="items",
+        table=table_ref(cfg.source_schema, cfg.items_table),
     )
     return Snapshot(out_dir, n_events, n_items)
 
@@ -246,6 +248,7 @@ def _stream_to_parquet(
     cfg: WarehouseConfig,
     *,
     label: str,
+    table: str,
 ) -> int:
     tmp = path.with_suffix(".parquet.partial")
     total, started, last_log = 0, time.monotonic(), 0.0
@@ -267,8 +270,10 @@ def _stream_to_parquet(
     except sa.exc.DBAPIError as exc:
         tmp.unlink(missing_ok=True)
         raise WarehouseError(
-            f"reading {label} from {describe(engine)} failed: {str(exc.orig).strip()}. Check that the "
-            f"mapped columns have the contract's types (see README, 'Warehouse contract')."
+            f"reading {label} from {describe(engine)} failed (table {table}): "
+            f"{str(exc.orig).strip().rstrip('.')}. "
+            "Check that the mapped columns have the contract's types and hold valid UTF-8 text (see README, "
+            "'Warehouse contract')."
         ) from exc
     tmp.replace(path)
     log.info("extracted %d %s in %.1fs into %s", total, label, time.monotonic() - started, path)

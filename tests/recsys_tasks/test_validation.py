@@ -173,6 +173,30 @@ def test_double_loaded_day_duplicates_event_ids():
     assert failures["events.interval_volume_within_band"].observed_value == 2 * N_INTERVAL
 
 
+def test_exact_duplicate_rows_dropped_by_cleaning_still_block_unless_warned():
+    # A byte-for-byte double load: cleaning removes the copies, so event_id_unique cannot see them.
+    doubled = pd.concat([make_events(), make_events().tail(N_INTERVAL)], ignore_index=True)
+    events, counts = clean_events(doubled)
+    assert counts["exact_duplicates_dropped"] == N_INTERVAL
+
+    def run(**config):
+        return validate_snapshot(
+            events, make_items(), interval_start=INTERVAL_START.to_pydatetime(),
+            interval_end=INTERVAL_END.to_pydatetime(), history_start=HISTORY_START.to_pydatetime(),
+            config=ValidationConfig(**config), previous_volumes=[N_INTERVAL] * 7, docs_dir=None,
+            run_id="scheduled__2024-01-11", event_duplicates_dropped=counts["exact_duplicates_dropped"],
+        )
+
+    outcome = failed(run())["events.no_duplicate_rows"]
+    assert set(failed(run())) == {"events.no_duplicate_rows"}
+    assert outcome.column == "event_id" and outcome.expectation == "expect_no_duplicate_event_rows"
+    rows = N_HISTORY + 2 * N_INTERVAL
+    assert outcome.observed_value == {"duplicate_rows_dropped": N_INTERVAL, "rows_extracted": rows}
+    warned = run(warning_expectations=("events.no_duplicate_rows",))
+    assert warned.success and [w.key for w in warned.warnings] == ["events.no_duplicate_rows"]
+    assert validate(events).success  # nothing dropped reported: the de-duplicated frame itself is fine
+
+
 @pytest.mark.parametrize(
     ("event_type", "value", "key"),
     [
