@@ -11,8 +11,10 @@ fi
 stamp="$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ "$(cat .venv/.installed 2>/dev/null || true)" != "$stamp" ]; then
   echo "==> installing requirements.txt into .venv (first time: a few minutes)"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r requirements.txt
+  {
+    .venv/bin/python -m pip install --upgrade pip &&
+    .venv/bin/python -m pip install -r requirements.txt
+  } > .venv/install.log 2>&1 || { tail -40 .venv/install.log; echo "pip install failed; full log: .venv/install.log" >&2; exit 1; }
   .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . > .venv/editable-install.log 2>&1 \
     || { cat .venv/editable-install.log; exit 1; }
   echo "$stamp" > .venv/.installed
