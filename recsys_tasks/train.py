@@ -111,6 +111,14 @@ def _prepare(train: SequenceData, cfg: ModelConfig, seed: int) -> _Sequences:
     return _Sequences(items, types, gaps, windows, val_u, val_t)
 
 
+def replay_windows(data: _Sequences, fraction: float, *, seed: int) -> np.ndarray:
+    """Every user's latest window plus a random ``fraction`` of the earlier ones (fine-tuning replay)."""
+    lengths = np.array([len(s) for s in data.items])
+    latest = data.windows[:, 2] == lengths[data.windows[:, 0]]
+    keep = latest | (np.random.default_rng(seed).random(len(data.windows)) < fraction)
+    return data.windows[keep]
+
+
 def _collate(data: _Sequences, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
     """Right-padded (items, types, gaps, targets), each (B, T)."""
     width = int((rows[:, 2] - rows[:, 1]).max()) - 1
@@ -152,9 +160,7 @@ def evaluate_next_item(
         users = data.val_users[i : i + batch]
         x, ty, ga, lengths = (t.to(device) for t in _history_batch(data, users, model.cfg.max_len))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            h = model.hidden(x, ty, ga)  # (B, T, C)
-        h = h[torch.arange(len(users), device=device), (lengths - 1).clamp_min(0)].float()  # (B, C)
-        scores = model.score(h).cpu().numpy()  # (B, V)
+            scores = model.next_item_scores(x, ty, ga, lengths).float().cpu().numpy()  # (B, V)
         ranks.append(rank_of_targets(scores, data.val_targets[i : i + batch]))
     model.train(was_training)
     return metrics_from_ranks(np.concatenate(ranks), k=VAL_K)
@@ -226,7 +232,9 @@ def _text_rows(
     return rows, np.stack([encoded[r] for r in rows])
 
 
-def _init_from_text(model: nn.Module, vocab: ItemVocab, item_text: Mapping[str, str], cache_dir: Path | None) -> None:
+def _init_from_text(
+    model: nn.Module, vocab: ItemVocab, item_text: Mapping[str, str], cache_dir: Path | None
+) -> None:
     """Fresh item rows from the principal components of their text vectors (scaled like random init)."""
     from recsys_tasks.text import pca_projection
 
@@ -235,14 +243,17 @@ def _init_from_text(model: nn.Module, vocab: ItemVocab, item_text: Mapping[str, 
         return
     rows, vecs = found
     with torch.no_grad():
-        model.item_emb.weight[torch.from_numpy(rows)] = torch.from_numpy(pca_projection(vecs, model.cfg.hidden_size))
+        fresh = torch.from_numpy(pca_projection(vecs, model.cfg.hidden_size))
+        model.item_emb.weight[torch.from_numpy(rows)] = fresh
 
 
 # ---------------------------------------------------------------------------------------------
 # checkpoints
 
 
-def _fingerprint(kind: str, model_cfg: ModelConfig, train_cfg: TrainConfig, vocab: ItemVocab, n_seqs: int) -> str:
+def _fingerprint(
+    kind: str, model_cfg: ModelConfig, train_cfg: TrainConfig, vocab: ItemVocab, n_seqs: int
+) -> str:
     blob = json.dumps([kind, to_dict(model_cfg), to_dict(train_cfg), vocab.item_ids, n_seqs], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -257,7 +268,9 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, sd["param_groups"]
 
 
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> None:
+def _load_optimizer(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]
+) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         _, idx, name = key.split(".", 2)
@@ -265,11 +278,18 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _save_checkpoint(ckpt: Path, model: nn.Module, best_state: dict[str, torch.Tensor], opt, state: dict) -> None:
+def _save_checkpoint(
+    ckpt: Path,
+    model: nn.Module,
+    best_state: dict[str, torch.Tensor],
+    opt: torch.optim.Optimizer,
+    state: dict[str, Any],
+) -> None:
     tmp = ckpt.with_name(ckpt.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(tmp / "model.safetensors"))
     save_file(best_state, str(tmp / "best.safetensors"))
     tensors, groups = _optimizer_tensors(opt)
     save_file(tensors, str(tmp / "optimizer.safetensors"))
@@ -386,9 +406,11 @@ def train_model(
     champion's model config. ``text_cache_dir`` defaults to ``out_dir.parent / "text_cache"``.
     """
     if kind not in ("transformer", "gru"):
-        raise TrainError(f"kind={kind!r}: train_model trains 'transformer' or 'gru'; use save_popularity for popularity")
+        raise TrainError(
+            f"kind={kind!r}: train_model trains 'transformer' or 'gru'; use save_popularity for popularity"
+        )
     if len(vocab) < 2:
-        raise TrainError("the vocabulary is empty: there is nothing to recommend; check the extracted interval")
+        raise TrainError("the vocabulary is empty: nothing to recommend; check the extracted interval")
     out_dir = Path(out_dir)
     text_cache_dir = text_cache_dir if text_cache_dir is not None else out_dir.parent / "text_cache"
     t0 = time.monotonic()
@@ -411,7 +433,9 @@ def train_model(
     _set_seed(train_cfg.seed)
     parent = None
     if init_from is not None:
-        model, champion = grow_model(Path(init_from), vocab, item_text=item_text, text_cache_dir=text_cache_dir)
+        model, champion = grow_model(
+            Path(init_from), vocab, item_text=item_text, text_cache_dir=text_cache_dir
+        )
         kind, model_cfg, parent = champion["kind"], model.cfg, champion.get("model_version") or str(init_from)
         epochs = train_cfg.epochs if train_cfg.full_retrain else train_cfg.fine_tune_epochs
     else:
@@ -423,8 +447,10 @@ def train_model(
     model.to(device)
 
     data = _prepare(train, model_cfg, train_cfg.seed)
+    if init_from is not None and train_cfg.replay_fraction < 1.0:
+        data.windows = replay_windows(data, train_cfg.replay_fraction, seed=train_cfg.seed)
     if not len(data.windows):
-        raise TrainError("no user has two or more interactions: nothing to learn from; widen the history window")
+        raise TrainError("no user has two or more interactions: nothing to learn; widen the history window")
     per_rank = len(data.windows) // world if world > 1 else len(data.windows)
     steps_per_epoch = math.ceil(per_rank / train_cfg.batch_size)
     total_steps = epochs * steps_per_epoch
@@ -449,7 +475,8 @@ def train_model(
         if state.get("fingerprint") == fingerprint:
             model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
             best_state = load_file(str(ckpt / "best.safetensors"))
-            _load_optimizer(opt, load_file(str(ckpt / "optimizer.safetensors"), device=str(device)), state["param_groups"])
+            opt_tensors = load_file(str(ckpt / "optimizer.safetensors"), device=str(device))
+            _load_optimizer(opt, opt_tensors, state["param_groups"])
             start_epoch, step, history = state["epoch"], state["step"], state["history"]
             best_metric, bad_epochs, elapsed = state["best_metric"], state["bad_epochs"], state["seconds"]
             log.info("resuming from %s after epoch %d (step %d)", ckpt, start_epoch, step)
@@ -477,7 +504,8 @@ def train_model(
         train_seconds += seconds
         seen_total += seen
         val = evaluate_next_item(model, data, device=device, autocast=autocast)
-        history.append({"epoch": epoch + 1, "loss": loss, "seconds": seconds, "seqs_per_s": seen / max(seconds, 1e-9), **val})
+        speed = seen / max(seconds, 1e-9)
+        history.append({"epoch": epoch + 1, "loss": loss, "seconds": seconds, "seqs_per_s": speed, **val})
         log.info(
             "epoch %d/%d loss %.4f val hr@10 %.4f ndcg@10 %.4f (%.1fs, %.0f seqs/s)",
             epoch + 1, epochs, loss, val["hr@10"], val["ndcg@10"], seconds, seen / max(seconds, 1e-9),
@@ -498,7 +526,7 @@ def train_model(
                 },
             )
         if bad_epochs >= train_cfg.patience:
-            log.info("early stopping after epoch %d: val ndcg@10 did not improve for %d epochs", epoch + 1, bad_epochs)
+            log.info("early stopping after epoch %d: val ndcg@10 flat for %d epochs", epoch + 1, bad_epochs)
             break
         if out_of_time:
             break

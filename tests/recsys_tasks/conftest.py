@@ -37,7 +37,9 @@ def tiny_model_cfg() -> ModelConfig:
 
 @pytest.fixture
 def tiny_train_cfg() -> TrainConfig:
-    return TrainConfig(epochs=3, batch_size=8, learning_rate=1e-2, patience=10, device="cpu", log_every_seconds=0.0)
+    return TrainConfig(
+        epochs=3, batch_size=8, learning_rate=1e-2, patience=10, device="cpu", log_every_seconds=0.0
+    )
 
 
 @pytest.fixture(autouse=True)

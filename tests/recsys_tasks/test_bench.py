@@ -62,3 +62,29 @@ def test_module_runs_as_a_script(tmp_path):
         capture_output=True, text=True, check=True, timeout=120,
     )
     assert KEYS <= set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_test_every_epoch_adds_the_curve_without_changing_the_run(tmp_path, capsys):
+    inter = _write_inter(tmp_path / "tiny.inter")
+    base = ["--data", str(inter), "--model", "transformer", "--epochs", "3", "--patience", "3",
+            "--hidden", "16", "--layers", "1", "--max-len", "8", "--threads", "1"]
+    assert main(base) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "test_curve" not in plain and "time_to_ndcg" not in plain  # default output unchanged
+
+    assert main([*base, "--test-every-epoch", "--target-ndcg", "0"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    curve = report["test_curve"]
+    assert [p["epoch"] for p in curve] == [1, 2, 3]
+    assert all(set(p) == {"epoch", "wall_time_s", "ndcg@10", "hr@10"} for p in curve)
+    assert all(0.0 <= p["ndcg@10"] <= p["hr@10"] <= 1.0 for p in curve)
+    assert [p["wall_time_s"] for p in curve] == sorted(p["wall_time_s"] for p in curve)
+    assert report["time_to_ndcg"] == curve[0]["wall_time_s"] and report["epochs_to_ndcg"] == 1
+    # the extra evaluations leave training alone: same validation score and final test figures
+    assert report["val_ndcg@10"] == plain["val_ndcg@10"]
+    assert report["ndcg@10"] == plain["ndcg@10"] and report["hr@10"] == plain["hr@10"]
+
+    assert main([*base, "--target-ndcg", "1.5"]) == 0  # implies --test-every-epoch; never reached
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(report["test_curve"]) == 3
+    assert report["time_to_ndcg"] is None and report["epochs_to_ndcg"] is None

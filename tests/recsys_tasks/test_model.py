@@ -113,3 +113,32 @@ def test_make_batch_keeps_the_latest_items_right_padded():
     assert types.tolist() == [[1, 2, 2], [3, 0, 0]]
     assert gaps.tolist() == [[2, 2, 2], [1, 0, 0]]
     assert lengths.tolist() == [3, 1]
+
+
+def test_seen_so_far_by_hand():
+    from recsys_tasks.model import seen_so_far
+
+    seen = seen_so_far(torch.tensor([[2, 3, 2, 0]]), 5)
+    assert seen[0].tolist() == [
+        [0, 0, 1, 0, 0],
+        [0, 0, 1, 1, 0],
+        [0, 0, 1, 1, 0],
+        [0, 0, 1, 1, 0],  # padding adds nothing
+    ]
+
+
+def test_repeat_bias_shifts_exactly_the_items_in_the_history(tiny_model_cfg):
+    torch.manual_seed(0)
+    model = SeqRecModel(tiny_model_cfg, V).eval()
+    items = torch.tensor([[3, 4, 5, 0]])
+    lengths = torch.tensor([3])
+    with torch.no_grad():
+        before = model.next_item_scores(items, None, None, lengths)
+        model.repeat_bias.fill_(-2.5)
+        after = model.next_item_scores(items, None, None, lengths)
+        full, _ = model(items)
+    delta = (after - before)[0, 1:]
+    expected = torch.zeros(V - 1)
+    expected[[2, 3, 4]] = -2.5  # items 3, 4, 5 (column i + 1)
+    torch.testing.assert_close(delta, expected)
+    torch.testing.assert_close(full[0, 2, 1:], after[0, 1:])  # the same scores through forward()

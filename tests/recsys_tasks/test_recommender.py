@@ -22,7 +22,12 @@ from recsys_tasks.recommender import (
 
 def _with_empty_user(data: SequenceData) -> SequenceData:
     empty = np.zeros(0, dtype=np.int64)
-    return SequenceData(data.user_ids + ["nobody"], data.items + [empty], data.event_types + [empty], data.timestamps + [empty])
+    return SequenceData(
+        data.user_ids + ["nobody"],
+        data.items + [empty],
+        data.event_types + [empty],
+        data.timestamps + [empty],
+    )
 
 
 def test_checkpoint_round_trip_gives_identical_scores(tmp_path, tiny_data, tiny_model_cfg):
@@ -30,7 +35,8 @@ def test_checkpoint_round_trip_gives_identical_scores(tmp_path, tiny_data, tiny_
     torch.manual_seed(0)
     model = SeqRecModel(tiny_model_cfg, len(vocab)).eval()
     model.set_popularity(np.arange(len(vocab), dtype=np.float32))
-    before = Recommender(kind="transformer", vocab=vocab, popularity=np.arange(len(vocab)), model=model).scores(data)
+    in_memory = Recommender(kind="transformer", vocab=vocab, popularity=np.arange(len(vocab)), model=model)
+    before = in_memory.scores(data)
     save_model(tmp_path / "m", kind="transformer", vocab=vocab, popularity=np.arange(len(vocab)), model=model,
                model_cfg=tiny_model_cfg, extra={"epoch": 3})
     loaded = load_recommender(tmp_path / "m", device="cpu")
@@ -66,7 +72,10 @@ def test_empty_history_gets_the_popularity_ranking(tmp_path, tiny_data, tiny_mod
     counts = np.zeros(len(vocab))
     counts[[5, 2, 9]] = [10, 30, 20]  # most popular: 2, then 9, then 5
     model.set_popularity(counts)
-    save_model(tmp_path / "m", kind="transformer", vocab=vocab, popularity=counts, model=model, model_cfg=tiny_model_cfg)
+    save_model(
+        tmp_path / "m", kind="transformer", vocab=vocab, popularity=counts, model=model,
+        model_cfg=tiny_model_cfg,
+    )
     rec = load_recommender(tmp_path / "m", device="cpu")
     (_, top, _), = rec.recommend(_with_empty_user(data).subset([len(data)]), k=3)
     assert top.tolist() == [[2, 9, 5]]

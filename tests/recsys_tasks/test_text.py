@@ -22,7 +22,11 @@ def no_network(monkeypatch):
 
 
 def test_encodes_offline_to_384_unit_vectors_and_caches(tmp_path, monkeypatch, no_network):
-    texts = {"a": item_text("Toy Story", "Animation"), "b": item_text("Heat", "Crime"), "c": item_text("Toy Story 2", "Animation")}
+    texts = {
+        "a": item_text("Toy Story", "Animation"),
+        "b": item_text("Heat", "Crime"),
+        "c": item_text("Toy Story 2", "Animation"),
+    }
     vectors = encode_item_texts(texts, cache_dir=tmp_path)
     assert set(vectors) == {"a", "b", "c"}
     assert vectors["a"].shape == (384,) and vectors["a"].dtype == np.float32
@@ -39,7 +43,8 @@ def test_encodes_offline_to_384_unit_vectors_and_caches(tmp_path, monkeypatch, n
         return model
 
     monkeypatch.setattr(text_mod, "_load_encoder", counting_load)
-    again = encode_item_texts({**texts, "c": item_text("Toy Story 2", "Comedy"), "d": "x | y"}, cache_dir=tmp_path)
+    changed = {**texts, "c": item_text("Toy Story 2", "Comedy"), "d": "x | y"}
+    again = encode_item_texts(changed, cache_dir=tmp_path)
     assert sorted(encoded) == ["Toy Story 2 | Comedy", "x | y"]  # only new or changed texts
     np.testing.assert_array_equal(again["a"], vectors["a"])
 

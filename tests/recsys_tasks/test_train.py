@@ -25,7 +25,9 @@ def test_training_windows_by_hand():
 def test_train_writes_a_model_dir_and_learns(tmp_path, tiny_data, tiny_model_cfg, tiny_train_cfg):
     data, vocab = tiny_data
     cfg = replace(tiny_train_cfg, epochs=15)
-    result = train_model(train=data, vocab=vocab, model_cfg=tiny_model_cfg, train_cfg=cfg, out_dir=tmp_path / "m")
+    result = train_model(
+        train=data, vocab=vocab, model_cfg=tiny_model_cfg, train_cfg=cfg, out_dir=tmp_path / "m"
+    )
     assert (tmp_path / "m" / "model.safetensors").is_file()
     sidecar = json.loads((tmp_path / "m" / "model.json").read_text())
     assert sidecar["kind"] == "transformer"
@@ -42,7 +44,8 @@ def test_train_writes_a_model_dir_and_learns(tmp_path, tiny_data, tiny_model_cfg
 def test_gru_trains_through_the_same_entry_point(tmp_path, tiny_data, tiny_model_cfg, tiny_train_cfg):
     data, vocab = tiny_data
     result = train_model(
-        train=data, vocab=vocab, model_cfg=tiny_model_cfg, train_cfg=tiny_train_cfg, out_dir=tmp_path / "g", kind="gru"
+        train=data, vocab=vocab, model_cfg=tiny_model_cfg, train_cfg=tiny_train_cfg, out_dir=tmp_path / "g",
+        kind="gru",
     )
     assert result.epochs == 3
     assert load_recommender(tmp_path / "g", device="cpu").kind == "gru"
@@ -51,7 +54,9 @@ def test_gru_trains_through_the_same_entry_point(tmp_path, tiny_data, tiny_model
 def test_early_stopping_when_validation_never_improves(tmp_path, tiny_data, tiny_model_cfg, tiny_train_cfg):
     data, vocab = tiny_data
     cfg = replace(tiny_train_cfg, epochs=10, learning_rate=0.0, patience=2)  # lr 0: val never improves
-    result = train_model(train=data, vocab=vocab, model_cfg=tiny_model_cfg, train_cfg=cfg, out_dir=tmp_path / "m")
+    result = train_model(
+        train=data, vocab=vocab, model_cfg=tiny_model_cfg, train_cfg=cfg, out_dir=tmp_path / "m"
+    )
     assert result.epochs == 3  # epoch 1 sets the best, epochs 2 and 3 do not improve
 
 
@@ -61,7 +66,9 @@ def test_resume_after_a_kill_continues_from_the_last_checkpoint(
     data, vocab = tiny_data
     cfg = replace(tiny_train_cfg, epochs=4)
     model_cfg = replace(tiny_model_cfg, dropout=0.1)  # RNG use must also be reproduced
-    straight = train_model(train=data, vocab=vocab, model_cfg=model_cfg, train_cfg=cfg, out_dir=tmp_path / "a")
+    straight = train_model(
+        train=data, vocab=vocab, model_cfg=model_cfg, train_cfg=cfg, out_dir=tmp_path / "a"
+    )
 
     real_run_epoch = train_mod._run_epoch
     calls = []
@@ -79,7 +86,11 @@ def test_resume_after_a_kill_continues_from_the_last_checkpoint(
     assert state["epoch"] == 2 and state["step"] == 2 * 3
 
     calls.clear()
-    monkeypatch.setattr(train_mod, "_run_epoch", lambda **kw: calls.append(kw["epoch"]) or real_run_epoch(**kw))
+    def counted(**kwargs):
+        calls.append(kwargs["epoch"])
+        return real_run_epoch(**kwargs)
+
+    monkeypatch.setattr(train_mod, "_run_epoch", counted)
     resumed = train_model(train=data, vocab=vocab, model_cfg=model_cfg, train_cfg=cfg, out_dir=tmp_path / "b")
     assert calls == [2, 3]  # only the epochs after the checkpoint ran again
     assert resumed.steps == straight.steps == 4 * 3
@@ -94,19 +105,26 @@ def test_warm_start_grows_the_vocabulary_and_keeps_old_scores(
     tmp_path, tiny_data, tiny_model_cfg, tiny_train_cfg
 ):
     data, vocab = tiny_data
-    train_model(train=data, vocab=vocab, model_cfg=tiny_model_cfg, train_cfg=tiny_train_cfg, out_dir=tmp_path / "c")
+    train_model(
+        train=data, vocab=vocab, model_cfg=tiny_model_cfg, train_cfg=tiny_train_cfg, out_dir=tmp_path / "c"
+    )
     champion = load_recommender(tmp_path / "c", device="cpu")
     grown_vocab = ItemVocab(vocab.item_ids)
     grown_vocab.extend(["new1", "new2"])
     grown, _ = grow_model(tmp_path / "c", grown_vocab)
     old_scores = champion.scores(data.subset(range(5)))
-    new_rec = type(champion)(kind="transformer", vocab=grown_vocab, popularity=np.ones(len(grown_vocab)), model=grown.eval())
+    new_rec = type(champion)(
+        kind="transformer", vocab=grown_vocab, popularity=np.ones(len(grown_vocab)), model=grown.eval()
+    )
     new_scores = new_rec.scores(data.subset(range(5)))
     assert new_scores.shape == (5, len(vocab) + 2)
     torch.testing.assert_close(new_scores[:, 1 : len(vocab)], old_scores[:, 1:], rtol=0, atol=1e-6)
 
     result = train_model(
-        train=data, vocab=grown_vocab, model_cfg=tiny_model_cfg, train_cfg=replace(tiny_train_cfg, fine_tune_epochs=2),
+        train=data,
+        vocab=grown_vocab,
+        model_cfg=tiny_model_cfg,
+        train_cfg=replace(tiny_train_cfg, fine_tune_epochs=2),
         out_dir=tmp_path / "d", init_from=tmp_path / "c",
     )
     assert result.epochs == 2
@@ -115,8 +133,48 @@ def test_warm_start_grows_the_vocabulary_and_keeps_old_scores(
     assert len(loaded_vocab) == len(vocab) + 2
 
 
-def test_warm_start_rejects_a_vocabulary_that_reorders_old_items(tmp_path, tiny_data, tiny_model_cfg, tiny_train_cfg):
+def test_warm_start_rejects_a_vocabulary_that_reorders_old_items(
+    tmp_path, tiny_data, tiny_model_cfg, tiny_train_cfg
+):
     data, vocab = tiny_data
-    train_model(train=data, vocab=vocab, model_cfg=tiny_model_cfg, train_cfg=tiny_train_cfg, out_dir=tmp_path / "c")
+    train_model(
+        train=data, vocab=vocab, model_cfg=tiny_model_cfg, train_cfg=tiny_train_cfg, out_dir=tmp_path / "c"
+    )
     with pytest.raises(TrainError, match="does not extend"):
         grow_model(tmp_path / "c", ItemVocab(list(reversed(vocab.item_ids))))
+
+
+def test_replay_keeps_every_latest_window_and_a_share_of_older_ones(tiny_model_cfg):
+    from recsys_tasks.data import SequenceData
+
+    items = [np.arange(1, 31), np.arange(1, 4)]
+    kinds = [np.ones_like(s) for s in items]
+    data = SequenceData(["a", "b"], items, kinds, [np.arange(len(s)) for s in items])
+    prepared = train_mod._prepare(data, replace(tiny_model_cfg, max_len=4), seed=0)
+    # user a: 29 training items (the 30th is validation) -> windows ending at 29, 25, 21, ..., 5
+    assert len(prepared.windows) == 7 + 1
+    none = train_mod.replay_windows(prepared, 0.0, seed=0)
+    assert none.tolist() == [[0, 24, 29], [1, 0, 2]]
+    assert len(train_mod.replay_windows(prepared, 1.0, seed=0)) == 8
+
+
+def test_item_text_initialises_and_grows_the_item_table(tmp_path, tiny_data, tiny_model_cfg, tiny_train_cfg):
+    data, vocab = tiny_data
+    genres = ("Comedy", "Drama")
+    texts = {item: f"Movie number {i} | {genres[i % 2]}" for i, item in enumerate(vocab.item_ids)}
+    cfg = replace(tiny_model_cfg, use_item_text=True)
+    train_model(
+        train=data, vocab=vocab, model_cfg=cfg, train_cfg=replace(tiny_train_cfg, epochs=1),
+        out_dir=tmp_path / "c", item_text=texts,
+    )
+    assert (tmp_path / "text_cache" / "text_index.json").is_file()  # default cache next to the model dir
+    grown_vocab = ItemVocab(vocab.item_ids)
+    grown_vocab.extend(["new1"])
+    texts["new1"] = "Movie number 99 | Drama"
+    grown, _ = grow_model(
+        tmp_path / "c", grown_vocab, item_text=texts, text_cache_dir=tmp_path / "text_cache"
+    )
+    new_row = grown.item_emb.weight[len(vocab)].detach()
+    assert torch.isfinite(new_row).all() and new_row.abs().sum() > 0
+    old, _, _ = load_network(tmp_path / "c")
+    torch.testing.assert_close(grown.item_emb.weight[: len(vocab)], old.item_emb.weight, rtol=0, atol=0)
