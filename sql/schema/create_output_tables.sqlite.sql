@@ -92,5 +92,20 @@ SELECT r.*
 FROM recommendations AS r
 WHERE r.as_of = (SELECT max(p.as_of) FROM publications AS p);
 
+CREATE TABLE IF NOT EXISTS {{schema}}.similar_items (
+    as_of           TEXT NOT NULL,
+    item_id         TEXT NOT NULL,
+    rank            INTEGER NOT NULL,
+    similar_item_id TEXT NOT NULL,
+    score           REAL NOT NULL,
+    model_version   TEXT NOT NULL,
+    PRIMARY KEY (as_of, item_id, rank)
+);
+
+CREATE VIEW IF NOT EXISTS {{schema}}.latest_similar_items AS
+SELECT s.*
+FROM similar_items AS s
+WHERE s.as_of = (SELECT max(m.as_of) FROM similar_items AS m);
+
 CREATE VIEW IF NOT EXISTS {{schema}}.champion AS
 SELECT * FROM model_registry WHERE status = 'champion';

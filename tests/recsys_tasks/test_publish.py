@@ -229,7 +229,7 @@ def test_recommendation_rows_exclude_purchases_and_explain_themselves():
     ]
     reasons = {r[1]: r[7] for r in rows}
     assert reasons == {"new": "trending now", "buyer": "because you viewed Burr Grinder", "viewer": "because you viewed Dome Tent"}
-    assert {r[0] for r in rows} == {"2026-02-01"} and {r[8] for r in rows} == {"2026-02-01 03:00:00.000000+00:00"}
+    assert {r[0] for r in rows} == {DAY1} and {r[8] for r in rows} == {datetime(2026, 2, 1, 3, 0, tzinfo=UTC)}
     assert {(r[5], r[6]) for r in rows} == {("m1", "run-1")}
     assert rows[3][4] == 8.0  # buyer's best: b (index 2) scores 10 - 2
 
