@@ -12,10 +12,18 @@ Per data interval (nightly by default; backfills and manual runs from the UI wor
 4. **evaluate** challenger, champion and most-popular on the same temporal holdout and **decide**;
 5. **promote** the challenger or **keep the champion** (a visible branch), then
 6. **publish** the champion's per-user top-K for the run's as-of date, atomically, into
-   `<output_schema>.recommendations` (see `latest_recommendations`).
+   `<output_schema>.recommendations` (see `latest_recommendations`), then its item-to-item
+   neighbours into `<output_schema>.similar_items`.
 
 Configuration: `$RECSYS_CONFIG` (YAML/JSON, see `docs/configuration.md`), overridden by the params
 of the trigger form. Artifacts: `<artifact_root>/recsys_retrain/<as_of>/<run_id>/`.
+
+Schedule: the cron `$RECSYS_SCHEDULE`, or, when `$RECSYS_SCHEDULE_ASSET` names an upstream asset (the
+behaviour-events load), every update of that asset; the interval then comes from the asset event's
+extra (`interval_start`/`interval_end` or `as_of`), else the day ending at the event. `publish`
+updates the asset `$RECSYS_RECOMMENDATIONS_ASSET` (downstream DAGs can schedule on it). Train,
+evaluate and publish run on queue `$RECSYS_GPU_QUEUE` in pool `$RECSYS_GPU_POOL` (when set). Failed
+tasks are reported by `recsys_notify` (`$RECSYS_NOTIFY`). Operations: `docs/operations.md`.
 """
 
 from __future__ import annotations
@@ -26,60 +34,32 @@ from typing import Any
 
 import pendulum
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+from recsys_notify import RecsysFailureNotifier
 
 DAG_ID = "recsys_retrain"
+# Where the heavy tasks run: the GPU worker's queue and pool in the compose stack; the default queue
+# and pool (any worker, LocalExecutor included) when the variables are unset.
+GPU = {"queue": os.environ.get("RECSYS_GPU_QUEUE") or "default", "pool": os.environ.get("RECSYS_GPU_POOL") or "default_pool"}
+RECOMMENDATIONS = Asset(os.environ.get("RECSYS_RECOMMENDATIONS_ASSET") or "recsys://recsys/recommendations")
+UPSTREAM = os.environ.get("RECSYS_SCHEDULE_ASSET", "").strip()
 
 
 def _context(context: dict[str, Any]) -> Any:
-    """The library's RunContext for this task's run: interval, warehouse URL, config + params."""
-    from airflow.sdk import BaseHook
+    from recsys_context import run_context
 
-    from recsys_tasks.pipeline import make_context, resolve_interval
-    from recsys_tasks.warehouse import url_from_connection
-
-    params = context["params"]
-    start, end = resolve_interval(
-        context.get("data_interval_start"),
-        context.get("data_interval_end"),
-        as_of=params.get("as_of"),
-        fallback=context.get("logical_date") or context["dag_run"].run_after,
-    )
-    conn = BaseHook.get_connection(os.environ.get("RECSYS_WAREHOUSE_CONN_ID", "recsys_warehouse"))
-    url = url_from_connection(
-        conn_type=conn.conn_type,
-        host=conn.host,
-        login=conn.login,
-        password=conn.password,
-        port=conn.port,
-        schema=conn.schema,
-        extra=conn.extra_dejson,
-    )
-    overrides = {
-        "train.epochs": params.get("epochs"),
-        "train.fine_tune_epochs": params.get("epochs"),
-        "window.history_days": params.get("history_days"),
-        "publish.top_k": params.get("top_k"),
-    }
-    return make_context(
-        dag_id=context["dag"].dag_id,
-        run_id=context["run_id"],
-        interval_start=start,
-        interval_end=end,
-        warehouse_url=url,
-        overrides=overrides,
-    )
+    return run_context(context)
 
 
 @dag(
     dag_id=DAG_ID,
-    schedule=CronDataIntervalTimetable(os.environ.get("RECSYS_SCHEDULE", "0 0 * * *"), timezone="UTC"),
+    schedule=[Asset(UPSTREAM)] if UPSTREAM else CronDataIntervalTimetable(os.environ.get("RECSYS_SCHEDULE", "0 0 * * *"), timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["recsys", "training", "ml"],
     doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "owner": "recsys"},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "owner": "recsys", "on_failure_callback": RecsysFailureNotifier()},
     params={
         "as_of": Param(None, type=["null", "string"], format="date", description="Process the day ending at this date (YYYY-MM-DD) instead of the run's data interval."),
         "epochs": Param(None, type=["null", "integer"], minimum=1, description="Training epochs for this run (default: config train.epochs / train.fine_tune_epochs)."),
@@ -103,13 +83,13 @@ def recsys_retrain() -> None:
 
         return pipeline.validate(_context(context), extracted["snapshot"])
 
-    @task(queue=os.environ.get("RECSYS_GPU_QUEUE", "default"), execution_timeout=timedelta(hours=6))
+    @task(**GPU, execution_timeout=timedelta(hours=6))
     def train(validated: dict[str, Any], **context: Any) -> dict[str, Any]:
         from recsys_tasks import pipeline
 
         return pipeline.train(_context(context), validated["snapshot"], full_retrain=context["params"]["full_retrain"])
 
-    @task(queue=os.environ.get("RECSYS_GPU_QUEUE", "default"))
+    @task(**GPU)
     def evaluate(validated: dict[str, Any], trained: dict[str, Any], **context: Any) -> dict[str, Any]:
         from recsys_tasks import pipeline
 
@@ -137,7 +117,7 @@ def recsys_retrain() -> None:
     def dry_run_done(evaluation: dict[str, Any]) -> dict[str, Any]:
         return {"dry_run": True, "decision": evaluation["decision"]}
 
-    @task(trigger_rule="none_failed_min_one_success", queue=os.environ.get("RECSYS_GPU_QUEUE", "default"))
+    @task(trigger_rule="none_failed_min_one_success", outlets=[RECOMMENDATIONS], **GPU)
     def publish(validated: dict[str, Any], **context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -146,14 +126,24 @@ def recsys_retrain() -> None:
         if context["params"]["dry_run"]:
             raise AirflowSkipException("dry run: nothing is published")
 
-        return pipeline.publish(_context(context), validated["snapshot"])
+        published = pipeline.publish(_context(context), validated["snapshot"])
+        context["outlet_events"][RECOMMENDATIONS].extra = {"as_of": published["as_of"], "model_version": published["model_version"]}
+        return published
+
+    @task(**GPU)
+    def publish_similar_items(validated: dict[str, Any], published: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from recsys_tasks import pipeline
+
+        return pipeline.publish_similar_items(_context(context), validated["snapshot"])
 
     validated = validate(extract())
     evaluation = evaluate(validated, train(validated))
     branch = decide(evaluation)
     outcomes = [promote(evaluation), keep_champion(evaluation)]
     branch >> [*outcomes, dry_run_done(evaluation)]
-    outcomes >> publish(validated)
+    published = publish(validated)
+    outcomes >> published
+    publish_similar_items(validated, published)
 
 
 recsys_retrain()

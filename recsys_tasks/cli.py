@@ -2,6 +2,7 @@
 
     python -m recsys_tasks.cli query --url URL --file sql/examples/top5_for_three_users.sql
     python -m recsys_tasks.cli models --url URL
+    python -m recsys_tasks.cli grant-reader --url URL [--role recsys_reader]
 
 ``--url`` defaults to ``$RECSYS_WAREHOUSE_URL``. On SQLite the output schema is attached exactly as
 the pipeline does, so the same SQL runs on both dialects.
@@ -65,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rb = sub.add_parser("rollback", parents=[common], help="make a previous model version champion and republish with it")
     rb.add_argument("--to", required=True, metavar="MODEL_VERSION")
     rb.add_argument("--no-republish", action="store_true", help="only change the champion")
+    gr = sub.add_parser("grant-reader", parents=[common], help="create the read-only role of the output schema (PostgreSQL)")
+    gr.add_argument("--role", help="role name (default: config publish.reader_role)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.url:
@@ -90,6 +93,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             for table in run_query(engine, sql):
                 print(table)
                 print()
+        elif args.command == "grant-reader":
+            from recsys_tasks.access import AccessError, grant_reader_role
+
+            try:
+                role = grant_reader_role(engine, cfg, role=args.role)
+            except AccessError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            print(f"role {role} can read schema {cfg.warehouse.output_schema}; grant it to a login role to use it")
         elif args.command == "models":
             from recsys_tasks.registry import list_models
 

@@ -443,7 +443,8 @@ def keep_champion(ctx: RunContext, decision: Mapping[str, Any]) -> dict[str, Any
 def publish(ctx: RunContext, snapshot: str, *, top_k: int | None = None) -> dict[str, Any]:
     """Publish the champion's top-K for every user with item events in the snapshot, as of ``ctx.as_of``."""
     from recsys_tasks.data import build_sequences
-    from recsys_tasks.publish import exclusions, publish as write_publication, recommendation_rows
+    from recsys_tasks.publish import exclusions, prepare_rules, recommendation_rows
+    from recsys_tasks.publish import publish as write_publication
     from recsys_tasks.recommender import load_recommender
     from recsys_tasks.registry import get_champion
     from recsys_tasks.warehouse import ensure_output_schema, read_snapshot
@@ -463,6 +464,14 @@ def publish(ctx: RunContext, snapshot: str, *, top_k: int | None = None) -> dict
     k = min(top_k or cfg.top_k, len(recommender.vocab) - 1)
     excluded = exclusions(histories, cfg.exclude_event_types)
     titles = dict(zip(items["item_id"].astype(str), items["title"].fillna("").astype(str), strict=True))
+    vectors = recommender.item_vectors() if hasattr(recommender, "item_vectors") else None
+    rules = prepare_rules(cfg, vocab=recommender.vocab, events=events, items=items, as_of=ctx.as_of, item_vectors=vectors)
+    log.info(
+        "publishing with rules: %d candidates per user, demote after %s looks (x%.2f), cold start below %d events, "
+        "%d new items for %d slot(s), category cap %s",
+        k + cfg.candidate_margin, cfg.demote_after, cfg.demote_factor, cfg.min_history, len(rules.new_items),
+        rules.new_item_slots, cfg.max_per_category,
+    )
     rows = recommendation_rows(
         recommender,
         histories,
@@ -473,6 +482,7 @@ def publish(ctx: RunContext, snapshot: str, *, top_k: int | None = None) -> dict
         model_version=champion.model_version,
         titles=titles,
         batch_users=cfg.batch_users,
+        rules=rules,
     )
     result = write_publication(
         ctx.engine, ctx.schema, rows, as_of=ctx.as_of, run_id=ctx.run_id, model_version=champion.model_version, top_k=k
@@ -531,3 +541,93 @@ def rollback(
             source.dispose()
     probe.dispose()
     return out
+
+
+# ---------------------------------------------------------------------------------------------- triggers
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{value!r} in an asset event's extra is not an ISO timestamp") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def run_interval(
+    *,
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
+    as_of: str | None = None,
+    fallback: datetime | None = None,
+    asset_events: list[Mapping[str, Any]] | None = None,
+    length: timedelta = timedelta(days=1),
+) -> tuple[datetime, datetime]:
+    """The ``[start, end)`` of a run, whether scheduled, triggered from the UI or by asset events.
+
+    For a run triggered by asset events (``[{"extra": {...}, "timestamp": ...}, ...]``) the events
+    decide, not Airflow's data interval (which then only spans the events' arrival times): the
+    union of the extras' ``interval_start``/``interval_end``; else the newest extra ``as_of``; else the
+    day ending at the newest event. An explicit ``as_of`` param always wins. Otherwise this is
+    :func:`resolve_interval`.
+    """
+    if asset_events and not as_of:
+        extras = [dict(e.get("extra") or {}) for e in asset_events]
+        starts = [s for s in (_as_datetime(x.get("interval_start")) for x in extras) if s is not None]
+        ends = [e for e in (_as_datetime(x.get("interval_end")) for x in extras) if e is not None]
+        if starts and ends:
+            return resolve_interval(min(starts), max(ends), length=length)
+        days = [str(x["as_of"]) for x in extras if x.get("as_of")]
+        if days:
+            return resolve_interval(None, None, as_of=max(days), length=length)
+        stamps = [t for t in (_as_datetime(e.get("timestamp")) for e in asset_events) if t is not None]
+        if stamps:
+            return resolve_interval(None, None, fallback=max(stamps), length=length)
+    return resolve_interval(data_interval_start, data_interval_end, as_of=as_of, fallback=fallback, length=length)
+
+
+# ---------------------------------------------------------------------------------------------- refresh
+
+
+def refresh(ctx: RunContext) -> dict[str, Any]:
+    """Re-score users with events in the run's interval into the latest publication (no training)."""
+    from recsys_tasks.refresh import refresh_publication
+
+    return refresh_publication(ctx.engine, ctx.config, start=ctx.interval_start, end=ctx.interval_end, run_id=ctx.run_id).to_dict()
+
+
+# ---------------------------------------------------------------------------------------------- similar items
+
+
+def publish_similar_items(ctx: RunContext, snapshot: str) -> dict[str, Any]:
+    """Publish the champion's top-N similar items of every catalogue item, as of ``ctx.as_of``."""
+    import numpy as np
+
+    from recsys_tasks.publish import publish_similar_items as write_similar_items
+    from recsys_tasks.publish import similar_item_rows
+    from recsys_tasks.recommender import load_recommender
+    from recsys_tasks.registry import get_champion
+    from recsys_tasks.warehouse import ensure_output_schema, read_snapshot
+
+    ensure_output_schema(ctx.engine, ctx.schema)
+    champion = get_champion(ctx.engine, ctx.schema)
+    if champion is None:
+        raise NothingToPublish("there is no champion model yet, so there are no item vectors to publish similar items from")
+    _, items = read_snapshot(Path(snapshot))
+    recommender = load_recommender(champion.model_dir, device="cpu")
+    vectors = recommender.item_vectors()
+    if vectors.ndim != 2 or vectors.shape[1] < 2:
+        raise NothingToPublish(f"champion {champion.model_version} is a {recommender.kind} model without item vectors; no similar items")
+    # Only items still in the catalogue are listed or suggested.
+    eligible = np.zeros(len(recommender.vocab), dtype=bool)
+    eligible[recommender.vocab.encode(items["item_id"].astype(str).to_numpy())] = True
+    eligible[0] = False
+    n = min(ctx.config.publish.similar_items_n, max(int(eligible.sum()) - 1, 1))
+    rows = similar_item_rows(vectors, recommender.vocab, n=n, as_of=ctx.as_of, model_version=champion.model_version, eligible=eligible)
+    count, listed = write_similar_items(ctx.engine, ctx.schema, rows, as_of=ctx.as_of)
+    return {"as_of": ctx.as_of.isoformat(), "model_version": champion.model_version, "items": listed, "rows": count, "n": n}

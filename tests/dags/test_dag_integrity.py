@@ -17,6 +17,10 @@ DAGS = REPO / "dags"
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
+    # Airflow's DAG processor and task runner put the DAG folder (the bundle) on sys.path, so the
+    # DAG files import their shared modules (recsys_notify, recsys_context) by name; do the same.
+    if str(DAGS) not in sys.path:
+        sys.path.append(str(DAGS))
     return DagBag(dag_folder=str(DAGS))
 
 
@@ -29,6 +33,7 @@ def test_retrain_dag_shape(dagbag):
     assert dag is not None
     assert set(dag.task_ids) == {
         "extract", "validate", "train", "evaluate", "decide", "promote", "keep_champion", "dry_run_done", "publish",
+        "publish_similar_items",
     }
     assert dag.max_active_runs == 1
     assert dag.catchup is False
@@ -49,6 +54,7 @@ def test_dag_files_import_no_heavy_modules():
     """A DAG file is parsed every few seconds: torch, pandas and transformers load inside tasks only."""
     code = (
         "import json, runpy, sys, glob\n"
+        "sys.path.append(sys.argv[1])\n"
         "for f in sorted(glob.glob(sys.argv[1] + '/*.py')): runpy.run_path(f)\n"
         "print(json.dumps(sorted(m for m in ('torch', 'pandas', 'transformers', 'great_expectations', 'numpy') if m in sys.modules)))\n"
     )

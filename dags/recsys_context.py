@@ -1,0 +1,56 @@
+"""The library's RunContext for the task running now: its interval, the warehouse URL, config + params.
+
+Shared by the recsys DAGs (not a DAG: Airflow puts the DAG folder on ``sys.path``). The warehouse
+credentials come from the Airflow connection ``$RECSYS_WAREHOUSE_CONN_ID`` and reach the library
+as a SQLAlchemy URL; the library never reads Airflow.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def run_context(context: Any) -> Any:
+    """The library's RunContext for this task's run: interval, warehouse URL, config + params."""
+    from airflow.sdk import BaseHook
+
+    from recsys_tasks.pipeline import make_context, run_interval
+    from recsys_tasks.warehouse import url_from_connection
+
+    params = context["params"]
+    start, end = run_interval(
+        data_interval_start=context.get("data_interval_start"),
+        data_interval_end=context.get("data_interval_end"),
+        as_of=params.get("as_of"),
+        fallback=context.get("logical_date") or context["dag_run"].run_after,
+        asset_events=[
+            {"extra": dict(event.extra or {}), "timestamp": event.timestamp}
+            for events in (context.get("triggering_asset_events") or {}).values()
+            for event in events
+        ],
+    )
+    conn = BaseHook.get_connection(os.environ.get("RECSYS_WAREHOUSE_CONN_ID", "recsys_warehouse"))
+    url = url_from_connection(
+        conn_type=conn.conn_type,
+        host=conn.host,
+        login=conn.login,
+        password=conn.password,
+        port=conn.port,
+        schema=conn.schema,
+        extra=conn.extra_dejson,
+    )
+    overrides = {
+        "train.epochs": params.get("epochs"),
+        "train.fine_tune_epochs": params.get("epochs"),
+        "window.history_days": params.get("history_days"),
+        "publish.top_k": params.get("top_k"),
+    }
+    return make_context(
+        dag_id=context["dag"].dag_id,
+        run_id=context["run_id"],
+        interval_start=start,
+        interval_end=end,
+        warehouse_url=url,
+        overrides=overrides,
+    )
