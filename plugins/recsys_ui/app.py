@@ -1,0 +1,160 @@
+"""HTTP wiring of the Recommendations page: routes, authentication, and errors as JSON.
+
+Everything that reads the database is in ``recsys_tasks.insights``; this module only maps its
+results and named exceptions onto HTTP. It does not import Airflow: the plugin module passes in how
+to find the engine, the configuration and the signed-in user.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from recsys_tasks import insights
+from recsys_tasks.config import ConfigError, RecsysConfig
+from recsys_tasks.warehouse import WarehouseError
+
+log = logging.getLogger(__name__)
+
+PAGE = Path(__file__).with_name("page.html")
+
+#: Resolves the signed-in user of a request or raises ``HTTPException`` (401/403).
+Authenticate = Callable[[Request], Awaitable[Any]]
+
+
+class Unconfigured(RuntimeError):
+    """The warehouse connection or the configuration cannot be resolved; the message says how to fix it."""
+
+
+def _error(status: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": kind, "detail": message}, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def create_app(
+    *,
+    engine: Callable[[], sa.Engine],
+    config: Callable[[], RecsysConfig],
+    authenticate: Authenticate | None,
+    login_url: Callable[[str], str] | None = None,
+) -> FastAPI:
+    """The FastAPI app Airflow mounts under ``/recsys``.
+
+    ``authenticate`` is awaited on every request except the page's redirect to the login;
+    ``None`` turns authentication off (only for tests and local tools).
+    """
+    app = FastAPI(
+        title="Recsys recommendations",
+        description="Read-only views of the recsys output schema (registry, metrics, validation, top-K).",
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    async def require_user(request: Request) -> Any:
+        if authenticate is None:
+            return None
+        return await authenticate(request)
+
+    @app.exception_handler(insights.InvalidInput)
+    async def _invalid(_request: Request, exc: insights.InvalidInput) -> JSONResponse:
+        return _error(400, "invalid_input", str(exc))
+
+    @app.exception_handler(insights.NotFound)
+    async def _not_found(_request: Request, exc: insights.NotFound) -> JSONResponse:
+        return _error(404, "not_found", str(exc))
+
+    @app.exception_handler(insights.NotAvailable)
+    async def _not_available(_request: Request, exc: insights.NotAvailable) -> JSONResponse:
+        return _error(503, "not_available", str(exc))
+
+    @app.exception_handler(Unconfigured)
+    async def _unconfigured(_request: Request, exc: Unconfigured) -> JSONResponse:
+        return _error(503, "not_configured", str(exc))
+
+    def settings() -> RecsysConfig:
+        try:
+            return config()
+        except ConfigError as exc:
+            raise Unconfigured(f"the recsys configuration ($RECSYS_CONFIG) is invalid: {exc}") from exc
+
+    def deps() -> tuple[sa.Engine, RecsysConfig]:
+        cfg = settings()
+        try:
+            return engine(), cfg
+        except WarehouseError as exc:
+            raise Unconfigured(str(exc)) from exc
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page(request: Request) -> Response:
+        try:
+            await require_user(request)
+        except HTTPException as exc:
+            if login_url is None or exc.status_code not in (401, 403):
+                raise
+            return RedirectResponse(login_url(str(request.url)), status_code=307)
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
+
+    api = APIRouter(prefix="/api", dependencies=[Depends(require_user)])
+
+    @api.get("/registry")
+    def registry(limit: int = Query(50)) -> dict[str, Any]:
+        """The registry timeline: versions, status, decision, parent and primary-metric deltas."""
+        eng, cfg = deps()
+        return insights.registry_timeline(eng, cfg, limit=limit)
+
+    @api.get("/metrics")
+    def metrics(metric: str | None = Query(None, max_length=20), limit: int = Query(300)) -> dict[str, Any]:
+        """Metric history of champion, challenger and baseline (the primary metric by default)."""
+        eng, cfg = deps()
+        return insights.metric_history(eng, cfg, metric=metric, limit=limit)
+
+    @api.get("/validation")
+    def validation(
+        request: Request, run_id: str | None = Query(None, max_length=250), runs: int = Query(20)
+    ) -> dict[str, Any]:
+        """The newest validation runs and one run's expectation outcomes, with Data Docs links."""
+        eng, cfg = deps()
+        out = insights.validation_summary(eng, cfg, run_id=run_id, runs=runs)
+        for run in out["runs"]:
+            rel = run.pop("docs_path")
+            run["docs_url"] = str(request.url_for("data_docs", path=quote(rel))) if rel else None
+        return out
+
+    @api.get("/publication")
+    def publication(as_of: str | None = Query(None, max_length=10)) -> dict[str, Any]:
+        """The newest publication (or that of ``as_of``)."""
+        eng, cfg = deps()
+        found = insights.latest_publication(eng, cfg, as_of=as_of)
+        if found is None:
+            raise insights.NotFound("there is no publication yet; the recsys_retrain DAG publishes one per as-of date")
+        return found
+
+    @api.get("/users/{user_id}/recommendations")
+    def user_recommendations(user_id: str, as_of: str | None = Query(None, max_length=10)) -> dict[str, Any]:
+        """A user's current top-K with titles, scores and reasons."""
+        insights.check_id(user_id, kind="user")  # before touching the database or the connection
+        eng, cfg = deps()
+        return insights.user_recommendations(eng, cfg, user_id, as_of=as_of)
+
+    @api.get("/items/{item_id}/similar")
+    def similar_items(item_id: str, limit: int = Query(20)) -> dict[str, Any]:
+        """An item, how many users it reaches in the newest publication, and its similar items."""
+        insights.check_id(item_id, kind="item")
+        eng, cfg = deps()
+        return insights.item_neighbours(eng, cfg, item_id, limit=limit)
+
+    app.include_router(api)
+
+    @app.get("/datadocs/{path:path}", name="data_docs", dependencies=[Depends(require_user)], include_in_schema=False)
+    def data_docs(path: str) -> FileResponse:
+        """A Great Expectations Data Docs file under the artifact root (nothing else is served)."""
+        target = insights.resolve_data_docs(settings(), path)
+        return FileResponse(target, headers={"Cache-Control": "no-store"})
+
+    return app

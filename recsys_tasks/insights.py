@@ -1,0 +1,439 @@
+"""Read-only views of the output schema for people: the registry timeline, metric history,
+validation outcomes, one user's published top-K and one item's neighbours.
+
+The Airflow UI plugin (``plugins/recsys_ui``) is wiring around these functions: it resolves the
+``recsys_warehouse`` connection and the configuration and turns the named exceptions below into
+HTTP answers. Every statement is a ``sql/ui_*.sql`` file with bound parameters; ids typed by a
+person are checked against ``ID_PATTERN`` before they reach the database. Results are plain
+JSON-ready dicts (dates as ISO strings) so the same code serves PostgreSQL and SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from recsys_tasks.config import RecsysConfig
+from recsys_tasks.sqlfiles import load_sql
+from recsys_tasks.warehouse import create_engine, table_ref
+
+#: What a user or item id typed into the UI may look like (ids of the warehouse are text).
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_RUN_ID_MAX = 250
+
+#: The Data Docs directory name a run writes under its run directory (see pipeline.validate).
+DATA_DOCS_DIR = "data_docs"
+
+
+class InsightsError(Exception):
+    """Base of the errors a reader of the insights can cause or meet."""
+
+
+class InvalidInput(InsightsError, ValueError):
+    """A parameter typed by a person is malformed; the message says what is allowed."""
+
+
+class NotFound(InsightsError, LookupError):
+    """The requested user, item, run or publication does not exist; the message says which."""
+
+
+class NotAvailable(InsightsError):
+    """The output schema (or an optional table of it) does not exist yet; the message says what to run."""
+
+
+def create_reader_engine(url: str | sa.URL, *, output_schema: str) -> sa.Engine:
+    """An engine whose sessions cannot write: read-only transactions on PostgreSQL, query_only on SQLite."""
+    dialect = sa.engine.make_url(url).get_backend_name()
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if dialect == "postgresql":
+        kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on -c statement_timeout=10000"}
+    engine = create_engine(url, output_schema=output_schema, **kwargs)
+    if dialect == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _query_only(dbapi_conn: Any, _record: Any) -> None:  # runs after the ATTACH hook
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA query_only = ON")
+            cursor.close()
+
+    return engine
+
+
+def check_id(value: str, *, kind: str) -> str:
+    """Return ``value`` if it is a well-formed user/item id, else raise ``InvalidInput``."""
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise InvalidInput(
+            f"{kind} id {value[:40] if isinstance(value, str) else value!r} is not valid: use 1 to 128 letters, "
+            "digits or the characters _ . : @ -"
+        )
+    return value
+
+
+def check_date(value: str | None, *, key: str = "as_of") -> str | None:
+    """Return an ISO date string (or None), else raise ``InvalidInput``."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise InvalidInput(f"{key}={str(value)[:40]!r} is not an ISO date (YYYY-MM-DD)")
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{key}={value!r} is not a calendar date") from None
+    return value
+
+
+def check_run_id(value: str) -> str:
+    """Return an Airflow run id if it is printable and of sane length, else raise ``InvalidInput``."""
+    if not value or len(value) > _RUN_ID_MAX or not value.isprintable():
+        raise InvalidInput(f"run id must be 1 to {_RUN_ID_MAX} printable characters")
+    return value
+
+
+def check_limit(value: int, *, maximum: int, key: str = "limit") -> int:
+    """Return ``value`` if ``1 <= value <= maximum``, else raise ``InvalidInput``."""
+    if not 1 <= value <= maximum:
+        raise InvalidInput(f"{key}={value} must be between 1 and {maximum}")
+    return value
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _as_of(value: Any) -> str | None:
+    return None if value is None else _iso(value)[:10]
+
+
+def _json(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _rows(engine: sa.Engine, statement: sa.TextClause, params: Mapping[str, Any]) -> list[sa.RowMapping]:
+    """Run one read-only statement; a missing output table becomes ``NotAvailable``."""
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(statement, dict(params)).mappings())
+    except (sa.exc.ProgrammingError, sa.exc.OperationalError) as exc:
+        text = str(exc.orig).lower()
+        if "does not exist" in text or "no such table" in text or "undefinedtable" in text:
+            raise NotAvailable(
+                f"a table this page reads does not exist yet ({str(exc.orig).strip().splitlines()[0]}). "
+                "Run the recsys_retrain DAG once: it creates the output schema."
+            ) from exc
+        raise
+
+
+def _sql(name: str, cfg: RecsysConfig, engine: sa.Engine, **extra: str) -> sa.TextClause:
+    wh = cfg.warehouse
+    identifiers = {"schema": wh.output_schema, **extra}
+    return sa.text(load_sql(name, dialect=engine.dialect.name, **identifiers))
+
+
+def _item_identifiers(cfg: RecsysConfig) -> dict[str, str]:
+    wh = cfg.warehouse
+    return {
+        "items": table_ref(wh.source_schema, wh.items_table),
+        "item_id": wh.item_column("item_id"),
+        "title": wh.item_column("title"),
+        "category": wh.item_column("category"),
+    }
+
+
+def primary_metric_of(cfg: RecsysConfig) -> str:
+    """The metric the registry and the history chart are about (``evaluation.primary_metric``)."""
+    return cfg.evaluation.primary_metric
+
+
+def registry_timeline(engine: sa.Engine, cfg: RecsysConfig, *, limit: int = 50) -> dict[str, Any]:
+    """The newest model versions, newest first, each with its primary-metric delta to its parent."""
+    check_limit(limit, maximum=500)
+    metric = primary_metric_of(cfg)
+    rows = _rows(engine, _sql("ui_select_registry_timeline", cfg, engine), {"limit": limit})
+    metrics = {r["model_version"]: _json(r["metrics"]) for r in rows}
+    missing = sorted({r["parent_version"] for r in rows if r["parent_version"] and r["parent_version"] not in metrics})
+    if missing:
+        stmt = _sql("ui_select_parent_metrics", cfg, engine).bindparams(sa.bindparam("versions", expanding=True))
+        metrics.update({r["model_version"]: _json(r["metrics"]) for r in _rows(engine, stmt, {"versions": missing})})
+    versions = []
+    for r in rows:
+        own = metrics[r["model_version"]]
+        value = _num(own.get(metric))
+        parent_value = _num(metrics.get(r["parent_version"], {}).get(metric)) if r["parent_version"] else None
+        delta = value - parent_value if value is not None and parent_value is not None else None
+        versions.append(
+            {
+                "model_version": r["model_version"],
+                "parent_version": r["parent_version"],
+                "kind": r["kind"],
+                "status": r["status"],
+                "as_of": _as_of(r["as_of"]),
+                "data_start": _iso(r["data_start"]),
+                "data_end": _iso(r["data_end"]),
+                "holdout_users": r["holdout_users"],
+                "decision": r["decision"],
+                "metrics": own,
+                "primary_metric": value,
+                "parent_primary_metric": parent_value,
+                "delta": delta,
+                "relative_delta": delta / parent_value if delta is not None and parent_value else None,
+                "created_at": _iso(r["created_at"]),
+                "status_changed_at": _iso(r["status_changed_at"]),
+            }
+        )
+    return {"metric": metric, "versions": versions}
+
+
+def metric_history(
+    engine: sa.Engine, cfg: RecsysConfig, *, metric: str | None = None, limit: int = 300
+) -> dict[str, Any]:
+    """One metric ('all' segment) per run and role, oldest first, grouped into one series per role."""
+    metric = metric or primary_metric_of(cfg)
+    if not re.match(r"^(hr|ndcg|mrr|coverage)@\d{1,4}$", metric):
+        raise InvalidInput(f"metric={metric[:40]!r}: use hr@K, ndcg@K, mrr@K or coverage@K")
+    check_limit(limit, maximum=5000)
+    rows = _rows(engine, _sql("ui_select_metric_history", cfg, engine), {"metric": metric, "limit": limit})
+    points = [
+        {
+            "as_of": _as_of(r["as_of"]),
+            "run_id": r["run_id"],
+            "role": r["role"],
+            "model_version": r["model_version"],
+            "value": float(r["value"]),
+            "users": r["users"],
+        }
+        for r in reversed(rows)
+    ]
+    series: dict[str, list[dict[str, Any]]] = {"champion": [], "challenger": [], "baseline": []}
+    for p in points:
+        series.setdefault(p["role"], []).append(p)
+    return {"metric": metric, "points": points, "series": series}
+
+
+def validation_summary(
+    engine: sa.Engine, cfg: RecsysConfig, *, run_id: str | None = None, runs: int = 20
+) -> dict[str, Any]:
+    """The newest validation runs and every expectation outcome of one run (the newest by default)."""
+    check_limit(runs, maximum=500, key="runs")
+    if run_id is not None:
+        check_run_id(run_id)
+    run_rows = _rows(engine, _sql("ui_select_validation_runs", cfg, engine), {"limit": runs})
+    listed = [
+        {
+            "run_id": r["run_id"],
+            "as_of": _as_of(r["as_of"]),
+            "interval_events": r["interval_events"],
+            "success": bool(r["success"]),
+            "docs_uri": r["docs_uri"],
+            "docs_path": data_docs_relpath(cfg, r["docs_uri"]),
+            "created_at": _iso(r["created_at"]),
+        }
+        for r in run_rows
+    ]
+    selected = run_id if run_id is not None else (listed[0]["run_id"] if listed else None)
+    results: list[dict[str, Any]] = []
+    if selected is not None:
+        res = _rows(engine, _sql("ui_select_validation_results", cfg, engine), {"run_id": selected})
+        # An older run than the list shows is fine as long as it has results.
+        if run_id is not None and not res and not any(r["run_id"] == run_id for r in listed):
+            raise NotFound(f"validation run {run_id!r} has no recorded results")
+        results = [
+            {
+                "suite": r["suite"],
+                "expectation": r["expectation"],
+                "column": r["column_name"],
+                "severity": r["severity"],
+                "success": bool(r["success"]),
+                "observed_value": r["observed_value"],
+                "details": r["details"],
+            }
+            for r in res
+        ]
+    return {"runs": listed, "run_id": selected, "results": results}
+
+
+def latest_publication(engine: sa.Engine, cfg: RecsysConfig, *, as_of: str | None = None) -> dict[str, Any] | None:
+    """The publication of ``as_of`` (the newest when None), or None."""
+    check_date(as_of)
+    if as_of is None:
+        rows = _rows(engine, _sql("ui_select_latest_publication", cfg, engine), {})
+    else:
+        rows = _rows(engine, _sql("ui_select_publication", cfg, engine), {"as_of": as_of})
+    if not rows:
+        return None
+    r = rows[0]
+    return {
+        "as_of": _as_of(r["as_of"]),
+        "run_id": r["run_id"],
+        "model_version": r["model_version"],
+        "users": r["users"],
+        "rows": r["rows"],
+        "top_k": r["top_k"],
+        "published_at": _iso(r["published_at"]),
+    }
+
+
+def user_recommendations(
+    engine: sa.Engine, cfg: RecsysConfig, user_id: str, *, as_of: str | None = None
+) -> dict[str, Any]:
+    """A user's published top-K (newest publication unless ``as_of``) with titles, scores and reasons."""
+    check_id(user_id, kind="user")
+    publication = latest_publication(engine, cfg, as_of=as_of)
+    if publication is None:
+        where = f"for {as_of}" if as_of else "yet"
+        raise NotFound(f"there is no publication {where}; the recsys_retrain DAG publishes one per as-of date")
+    stmt = _sql("ui_select_user_recommendations", cfg, engine, **_item_identifiers(cfg))
+    rows = _rows(engine, stmt, {"as_of": publication["as_of"], "user_id": user_id})
+    if not rows:
+        raise NotFound(
+            f"user {user_id!r} has no recommendations in the publication of {publication['as_of']} "
+            "(unknown user, or no history before that date)"
+        )
+    items = [
+        {
+            "rank": int(r["rank"]),
+            "item_id": r["item_id"],
+            "title": r["title"],
+            "category": r["category"],
+            "score": float(r["score"]),
+            "reason": r["reason"],
+            "model_version": r["model_version"],
+        }
+        for r in rows
+    ]
+    return {"user_id": user_id, "publication": publication, "items": items}
+
+
+def item_neighbours(engine: sa.Engine, cfg: RecsysConfig, item_id: str, *, limit: int = 20) -> dict[str, Any]:
+    """An item's catalogue row, its reach in the newest publication and its similar items."""
+    check_id(item_id, kind="item")
+    check_limit(limit, maximum=200)
+    ident = _item_identifiers(cfg)
+    found = _rows(engine, _sql("ui_select_item", cfg, engine, **ident), {"item_id": item_id})
+    publication = latest_publication(engine, cfg)
+    reach = None
+    if publication is not None:
+        counted = _rows(
+            engine,
+            _sql("ui_count_item_recommendations", cfg, engine),
+            {"as_of": publication["as_of"], "item_id": item_id},
+        )[0]
+        reach = {"as_of": publication["as_of"], "users": int(counted["users"]), "best_rank": counted["best_rank"]}
+    if not found and not (reach and reach["users"]):
+        raise NotFound(f"item {item_id!r} is neither in the catalogue nor in the newest publication")
+    item = (
+        {"item_id": found[0]["item_id"], "title": found[0]["title"], "category": found[0]["category"]}
+        if found
+        else {"item_id": item_id, "title": None, "category": None}
+    )
+    out: dict[str, Any] = {"item": item, "in_publication": reach, "similar": [], "similar_as_of": None, "message": None}
+    if not sa.inspect(engine).has_table("similar_items", schema=cfg.warehouse.output_schema):
+        out["message"] = (
+            f"similar items are not available: table {cfg.warehouse.output_schema}.similar_items does not "
+            "exist yet (a publication that computes item neighbours creates it)"
+        )
+        return out
+    latest = _rows(engine, _sql("ui_select_similar_as_of", cfg, engine), {})
+    as_of = _as_of(latest[0]["as_of"]) if latest else None
+    if as_of is None:
+        out["message"] = "similar items are not available: the similar_items table is empty"
+        return out
+    rows = _rows(
+        engine,
+        _sql("ui_select_similar_items", cfg, engine, **ident),
+        {"as_of": as_of, "item_id": item_id, "limit": limit},
+    )
+    out["similar_as_of"] = as_of
+    out["similar"] = [
+        {
+            "rank": int(r["rank"]),
+            "item_id": r["item_id"],
+            "title": r["title"],
+            "category": r["category"],
+            "score": float(r["score"]),
+            "model_version": r["model_version"],
+        }
+        for r in rows
+    ]
+    if not rows:
+        out["message"] = f"item {item_id!r} has no similar items in the table of {as_of}"
+    return out
+
+
+def artifact_root_of(cfg: RecsysConfig) -> Path:
+    """The configured artifact root as an absolute path (relative roots resolve from the cwd, as runs do)."""
+    return Path(cfg.artifact_root).expanduser().resolve()
+
+
+def data_docs_relpath(cfg: RecsysConfig, docs_uri: str | None) -> str | None:
+    """``docs_uri`` relative to the artifact root when it is a Data Docs file under it, else None."""
+    if not docs_uri or "://" in docs_uri:
+        return None
+    try:
+        return resolve_data_docs(cfg, str(Path(docs_uri).resolve().relative_to(artifact_root_of(cfg)))).relative_to(
+            artifact_root_of(cfg)
+        ).as_posix()
+    except (ValueError, NotFound, InvalidInput):
+        return None
+
+
+def resolve_data_docs(cfg: RecsysConfig, relpath: str) -> Path:
+    """The file ``relpath`` under the artifact root, only if it lies inside a Data Docs directory.
+
+    Raises ``InvalidInput`` for paths that leave the root (``..``, absolute, symlinks pointing out)
+    or point outside a ``data_docs`` directory (snapshots and models are not served), ``NotFound``
+    when the file does not exist.
+    """
+    root = artifact_root_of(cfg)
+    if not relpath or "\x00" in relpath or Path(relpath).is_absolute():
+        raise InvalidInput("a Data Docs path must be relative to the artifact root")
+    target = (root / relpath).resolve()
+    try:
+        inside = target.relative_to(root)
+    except ValueError:
+        raise InvalidInput("a Data Docs path must stay inside the artifact root") from None
+    if DATA_DOCS_DIR not in inside.parts[:-1]:
+        raise InvalidInput(f"only files inside a {DATA_DOCS_DIR}/ directory of a run are served")
+    if not target.is_file():
+        raise NotFound(f"no Data Docs file {inside.as_posix()!r} under the artifact root")
+    return target
+
+
+__all__: Sequence[str] = [
+    "DATA_DOCS_DIR",
+    "ID_PATTERN",
+    "InsightsError",
+    "InvalidInput",
+    "NotAvailable",
+    "NotFound",
+    "check_date",
+    "check_id",
+    "check_limit",
+    "check_run_id",
+    "data_docs_relpath",
+    "item_neighbours",
+    "latest_publication",
+    "metric_history",
+    "registry_timeline",
+    "resolve_data_docs",
+    "user_recommendations",
+    "validation_summary",
+]

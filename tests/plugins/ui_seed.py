@@ -1,0 +1,109 @@
+"""Hand-made outputs for the Recommendations UI tests: what is written and what the tests expect.
+
+The output rows are written with the library's own writers (registry, evaluations, publish), the
+catalogue with ``synth.load``; the expected values below are what the tests assert on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from recsys_tasks import evaluate, publish, registry, synth
+from recsys_tasks.config import RecsysConfig
+from recsys_tasks.sqlfiles import load_sql
+from recsys_tasks.warehouse import ensure_output_schema
+
+AS_OF = date(2026, 1, 5)
+OLD_AS_OF = date(2026, 1, 4)
+ITEMS = {
+    "i1": ("Blue Kettle", "kitchen"),
+    "i2": ("Red Teapot", "kitchen"),
+    "i3": ("Garden Hose", "garden"),
+    "i4": ("Desk Lamp", "office"),
+}
+#: user -> [(item, score, reason)] of the newest publication, best first.
+TOP_K = {
+    "u1": [("i2", 0.91, "because you viewed Blue Kettle"), ("i3", 0.55, None), ("i4", 0.12, "popular")],
+    "user.two@example": [("i1", 0.8, None), ("i9", 0.4, None)],  # i9 is not in the catalogue
+}
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A warehouse with a filled output schema, and the config to read it."""
+
+    engine: sa.Engine  # the read-only engine the plugin would use
+    writer: sa.Engine
+    cfg: RecsysConfig
+    docs_index: Path
+
+
+def fill(writer: sa.Engine, cfg: RecsysConfig, artifact_root: Path) -> Path:
+    schema = cfg.warehouse.output_schema
+    ensure_output_schema(writer, schema)
+    items = pd.DataFrame(
+        [{"item_id": k, "title": t, "category": c, "created_at": pd.Timestamp("2025-12-01", tz="UTC")} for k, (t, c) in ITEMS.items()]
+    )
+    events = pd.DataFrame({c: pd.Series(dtype="object") for c in synth.EVENT_COLUMNS})
+    synth.load(writer, events, items, warehouse=cfg.warehouse)
+
+    start, end = datetime(2025, 12, 1, tzinfo=timezone.utc), datetime(2026, 1, 5, tzinfo=timezone.utc)
+    common = dict(kind="gpt2", dag_id="recsys_retrain", data_start=start, data_end=end, artifact_uri="file:///m",
+                  checksum="x", config={})
+    registry.register_model(writer, schema, model_version="m1", parent_version=None, run_id="r1", as_of=OLD_AS_OF,
+                            metrics={"ndcg@10": 0.20}, **common)
+    registry.promote(writer, schema, "m1", decision="first model beats most-popular")
+    registry.register_model(writer, schema, model_version="m2", parent_version="m1", run_id="r2", as_of=AS_OF,
+                            metrics={"ndcg@10": 0.25}, **common)
+    registry.promote(writer, schema, "m2", decision="ndcg@10 +25% over m1")
+    registry.register_model(writer, schema, model_version="m3", parent_version="m2", run_id="r3", as_of=AS_OF,
+                            metrics={"ndcg@10": 0.24}, **common)
+    registry.set_status(writer, schema, "m3", "rejected", decision="ndcg@10 -4% vs champion m2")
+    for run_id, day, role, version, value in [
+        ("r1", OLD_AS_OF, "challenger", "m1", 0.20), ("r1", OLD_AS_OF, "baseline", "most_popular", 0.10),
+        ("r2", AS_OF, "challenger", "m2", 0.25), ("r2", AS_OF, "champion", "m1", 0.20),
+        ("r2", AS_OF, "baseline", "most_popular", 0.11),
+    ]:
+        evaluate.store_evaluation(writer, schema, run_id=run_id, as_of=day, model_version=version, role=role,
+                                  metrics={"all": {"ndcg@10": value, "users": 50}, "new_users": {"ndcg@10": 0.01, "users": 3}})
+
+    stamp = "2026-01-05 03:00:00.000000+00:00"
+    old = [(OLD_AS_OF.isoformat(), "u1", 1, "i1", 0.5, "m1", "r1", None, stamp)]
+    publish.publish(writer, schema, old, as_of=OLD_AS_OF, run_id="r1", model_version="m1", top_k=3)
+    rows = [
+        (AS_OF.isoformat(), user, rank, item, score, "m2", "r2", reason, stamp)
+        for user, recs in sorted(TOP_K.items())
+        for rank, (item, score, reason) in enumerate(recs, start=1)
+    ]
+    publish.publish(writer, schema, rows, as_of=AS_OF, run_id="r2", model_version="m2", top_k=3)
+    similar = [(AS_OF.isoformat(), "i1", 1, "i2", 0.93, "m2"), (AS_OF.isoformat(), "i1", 2, "i3", 0.31, "m2")]
+    publish.publish_similar_items(writer, schema, similar, as_of=AS_OF)
+
+    docs = artifact_root / "recsys_retrain" / AS_OF.isoformat() / "r2" / "data_docs"
+    docs.mkdir(parents=True)
+    (docs / "index.html").write_text("<html><body>Data Docs of r2</body></html>", encoding="utf-8")
+    (artifact_root / "models").mkdir()
+    (artifact_root / "models" / "secret.txt").write_text("not for the browser", encoding="utf-8")
+    results = [
+        {"run_id": "r2", "as_of": AS_OF.isoformat(), "suite": "events", "expectation": "expect_column_values_to_not_be_null",
+         "column_name": "user_id", "severity": "blocking", "success": True, "observed_value": "0", "details": None,
+         "created_at": stamp},
+        {"run_id": "r2", "as_of": AS_OF.isoformat(), "suite": "events", "expectation": "expect_table_row_count_to_be_between",
+         "column_name": None, "severity": "warning", "success": False, "observed_value": "12", "details": "low volume",
+         "created_at": stamp},
+    ]
+    with writer.begin() as conn:
+        conn.execute(sa.text(load_sql("insert_validation_result", schema=schema)), results)
+        conn.execute(
+            sa.text(load_sql("upsert_validation_run", schema=schema)),
+            {"run_id": "r2", "as_of": AS_OF.isoformat(), "interval_events": 12, "success": True,
+             "docs_uri": str(docs / "index.html"), "created_at": stamp},
+        )
+    return docs / "index.html"
+
+
