@@ -63,6 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     q.add_argument("--file", type=Path)
     q.add_argument("--sql")
     sub.add_parser("models", parents=[common], help="list the model registry")
+    tr = sub.add_parser("train", parents=[common], help="train on a run snapshot (what the train task runs; use under torchrun for DDP)")
+    tr.add_argument("--snapshot", required=True, type=Path, help="a run's clean/ snapshot directory")
+    tr.add_argument("--cutoff", required=True, help="ISO timestamp: only events before it are trained on")
+    tr.add_argument("--out", required=True, type=Path, help="where the model directory is written")
+    tr.add_argument("--init-from", type=Path, help="model directory to warm-start from (the champion)")
     rb = sub.add_parser("rollback", parents=[common], help="make a previous model version champion and republish with it")
     rb.add_argument("--to", required=True, metavar="MODEL_VERSION")
     rb.add_argument("--no-republish", action="store_true", help="only change the champion")
@@ -70,9 +75,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     gr.add_argument("--role", help="role name (default: config publish.reader_role)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.url:
+    if not args.url and args.command != "train":
         parser.error("--url is required (or set RECSYS_WAREHOUSE_URL)")
     cfg = RecsysConfig.from_file(args.config) if args.config else RecsysConfig()
+    if args.command == "train":
+        from datetime import datetime, timezone
+
+        from recsys_tasks.pipeline import train_from_snapshot
+
+        cutoff = datetime.fromisoformat(args.cutoff)
+        cutoff = cutoff if cutoff.tzinfo else cutoff.replace(tzinfo=timezone.utc)
+        summary = train_from_snapshot(cfg, snapshot=args.snapshot, cutoff=cutoff, out_dir=args.out, init_from=args.init_from)
+        log.info("trained: %s", summary["metrics"])
+        return 0
     if args.command == "rollback":
         from recsys_tasks.pipeline import rollback
         from recsys_tasks.registry import RegistryError

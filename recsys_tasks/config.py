@@ -176,6 +176,7 @@ class TrainConfig:
     precision: str = "auto"
     compile: bool = False
     full_retrain: bool = False
+    nproc_per_node: int = 1
     replay_fraction: float = 1.0
     fine_tune_epochs: int = 5
     max_train_seconds: float | None = None
@@ -190,6 +191,8 @@ class TrainConfig:
             raise ConfigError(f"train.precision={self.precision!r}: use auto, fp32 or bf16")
         if not 0.0 <= self.replay_fraction <= 1.0:
             raise ConfigError("train.replay_fraction must be within [0, 1]")
+        if self.nproc_per_node < 1:
+            raise ConfigError("train.nproc_per_node must be >= 1 (1 trains in the task's own process)")
 
 
 @dataclass(frozen=True)

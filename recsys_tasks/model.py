@@ -61,7 +61,7 @@ def _transformer_stack(cfg: ModelConfig) -> nn.Module:
             bos_token_id=None,
             eos_token_id=None,
         )
-        return GPT2Model(hf_cfg)
+        return _freeze_token_embeddings(GPT2Model(hf_cfg))
     from transformers import LlamaConfig, LlamaModel
 
     hf_cfg = LlamaConfig(
@@ -78,7 +78,14 @@ def _transformer_stack(cfg: ModelConfig) -> nn.Module:
         eos_token_id=None,
         pad_token_id=None,
     )
-    return LlamaModel(hf_cfg)
+    return _freeze_token_embeddings(LlamaModel(hf_cfg))
+
+
+def _freeze_token_embeddings(stack: nn.Module) -> nn.Module:
+    """The stack's own 1-row token embedding is never used (we pass inputs_embeds): freeze it, so
+    DDP does not wait for a gradient that never comes and the optimizer does not carry it."""
+    stack.get_input_embeddings().weight.requires_grad_(False)
+    return stack
 
 
 class SeqRecModel(nn.Module):

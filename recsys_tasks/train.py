@@ -525,10 +525,15 @@ def train_model(
                     "seconds": elapsed + time.monotonic() - t0,
                 },
             )
-        if bad_epochs >= train_cfg.patience:
-            log.info("early stopping after epoch %d: val ndcg@10 flat for %d epochs", epoch + 1, bad_epochs)
-            break
-        if out_of_time:
+        stop = bad_epochs >= train_cfg.patience or out_of_time
+        if world > 1:
+            # Every rank must leave the loop together, or the others hang in DDP's next all-reduce.
+            flag = torch.tensor([float(stop)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item())
+        if stop:
+            if bad_epochs >= train_cfg.patience:
+                log.info("early stopping after epoch %d: val ndcg@10 flat for %d epochs", epoch + 1, bad_epochs)
             break
 
     model.load_state_dict(best_state)
