@@ -16,7 +16,7 @@ def run_context(context: Any) -> Any:
     from airflow.sdk import BaseHook
 
     from recsys_tasks.pipeline import make_context, run_interval
-    from recsys_tasks.warehouse import url_from_connection
+    from recsys_tasks.warehouse import url_from_connection_fields
 
     params = context["params"]
     start, end = run_interval(
@@ -31,15 +31,7 @@ def run_context(context: Any) -> Any:
         ],
     )
     conn = BaseHook.get_connection(os.environ.get("RECSYS_WAREHOUSE_CONN_ID", "recsys_warehouse"))
-    url = url_from_connection(
-        conn_type=conn.conn_type,
-        host=conn.host,
-        login=conn.login,
-        password=conn.password,
-        port=conn.port,
-        schema=conn.schema,
-        extra=conn.extra_dejson,
-    )
+    url = url_from_connection_fields(conn)
     overrides = {
         "train.epochs": params.get("epochs"),
         "train.fine_tune_epochs": params.get("epochs"),

@@ -31,7 +31,7 @@ from recsys_ui.app import create_app  # noqa: E402
 
 from recsys_tasks.config import RecsysConfig  # noqa: E402
 from recsys_tasks.insights import create_reader_engine  # noqa: E402
-from recsys_tasks.warehouse import WarehouseError, url_from_connection  # noqa: E402
+from recsys_tasks.warehouse import WarehouseError, url_from_connection_fields  # noqa: E402
 
 URL_PREFIX = "/recsys"
 DAG_ID = "recsys_retrain"
@@ -69,15 +69,7 @@ def _warehouse_url() -> str:
             f"the Airflow connection {conn_id!r} does not exist: create it (Admin -> Connections, or "
             f"AIRFLOW_CONN_{conn_id.upper()}) pointing at the warehouse"
         ) from exc
-    return url_from_connection(
-        conn_type=conn.conn_type,
-        host=conn.host,
-        login=conn.login,
-        password=conn.password,
-        port=conn.port,
-        schema=conn.schema,
-        extra=conn.extra_dejson,
-    )
+    return url_from_connection_fields(conn)
 
 
 @cache

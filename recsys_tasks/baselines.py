@@ -15,9 +15,10 @@ from torch import nn
 
 from recsys_tasks.config import ModelConfig
 from recsys_tasks.data import SequenceData
+from recsys_tasks.model import TiedItemOutput
 
 
-class GRURecModel(nn.Module):
+class GRURecModel(TiedItemOutput, nn.Module):
     """GRU4Rec: a GRU over item embeddings; logits tied to the item embeddings."""
 
     def __init__(self, cfg: ModelConfig, num_items: int) -> None:
@@ -51,15 +52,6 @@ class GRURecModel(nn.Module):
         out, _ = self.gru(x)  # (B, T, 2C)
         return self.proj(out)  # (B, T, C)
 
-    def item_vectors(self) -> torch.Tensor:
-        """Output item vectors (V, C)."""
-        return self.item_emb.weight
-
-    def score(self, h: torch.Tensor) -> torch.Tensor:
-        """(..., C) -> (..., V); padding gets -inf."""
-        logits = h @ self.item_emb.weight.t()
-        logits[..., 0] = float("-inf")
-        return logits
 
     def next_item_scores(
         self,

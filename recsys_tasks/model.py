@@ -88,7 +88,23 @@ def _freeze_token_embeddings(stack: nn.Module) -> nn.Module:
     return stack
 
 
-class SeqRecModel(nn.Module):
+class TiedItemOutput:
+    """Mixin: output logits are dot products with the item embedding table (``self.item_emb``)."""
+
+    item_emb: nn.Embedding
+
+    def item_vectors(self) -> torch.Tensor:
+        """Output item vectors (V, C), tied to the input embeddings."""
+        return self.item_emb.weight
+
+    def score(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits over the catalogue for hidden states (..., C) -> (..., V); padding gets -inf."""
+        logits = h @ self.item_emb.weight.t()
+        logits[..., 0] = float("-inf")
+        return logits
+
+
+class SeqRecModel(TiedItemOutput, nn.Module):
     """Next-item prediction with a causal transformer; logits tied to the item embeddings."""
 
     def __init__(self, cfg: ModelConfig, num_items: int) -> None:
@@ -140,16 +156,6 @@ class SeqRecModel(nn.Module):
         positions = torch.arange(items.shape[1], device=items.device).unsqueeze(0).expand_as(items)
         out = self.decoder(inputs_embeds=x, position_ids=positions, use_cache=False)
         return out.last_hidden_state  # (B, T, C)
-
-    def item_vectors(self) -> torch.Tensor:
-        """Output item vectors (V, C), tied to the input embeddings."""
-        return self.item_emb.weight
-
-    def score(self, h: torch.Tensor) -> torch.Tensor:
-        """Logits over the catalogue for hidden states (..., C) -> (..., V); padding gets -inf."""
-        logits = h @ self.item_emb.weight.t()
-        logits[..., 0] = float("-inf")
-        return logits
 
     def forward(
         self,

@@ -118,6 +118,21 @@ def url_from_connection(
     )
 
 
+def url_from_connection_fields(conn: Any) -> str:
+    """:func:`url_from_connection` for any object with an Airflow Connection's attributes
+    (``conn_type``, ``host``, ``login``, ``password``, ``port``, ``schema``, ``extra_dejson``).
+    Duck-typed, so the library still never imports Airflow."""
+    return url_from_connection(
+        conn_type=conn.conn_type,
+        host=conn.host,
+        login=conn.login,
+        password=conn.password,
+        port=conn.port,
+        schema=conn.schema,
+        extra=conn.extra_dejson,
+    )
+
+
 def describe(engine: sa.Engine) -> str:
     """The engine's URL with the password hidden, for messages."""
     return engine.url.render_as_string(hide_password=True)
