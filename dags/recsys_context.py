@@ -10,6 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from airflow.sdk import Asset
+
+#: Where the heavy tasks run: the GPU worker's queue and pool in the compose stack; the default
+#: queue and pool (any worker, LocalExecutor included) when the variables are unset.
+GPU = {"queue": os.environ.get("RECSYS_GPU_QUEUE") or "default", "pool": os.environ.get("RECSYS_GPU_POOL") or "default_pool"}
+#: Updated by every publication, so downstream DAGs can schedule on fresh recommendations.
+RECOMMENDATIONS = Asset(os.environ.get("RECSYS_RECOMMENDATIONS_ASSET") or "recsys://recsys/recommendations")
+
 
 def run_context(context: Any) -> Any:
     """The library's RunContext for this task's run: interval, warehouse URL, config + params."""

@@ -19,11 +19,10 @@ from typing import Any
 
 import pendulum
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, dag, task
+from recsys_context import GPU, RECOMMENDATIONS
 from recsys_notify import RecsysFailureNotifier
 
-RECOMMENDATIONS = Asset(os.environ.get("RECSYS_RECOMMENDATIONS_ASSET") or "recsys://recsys/recommendations")
-GPU = {"queue": os.environ.get("RECSYS_GPU_QUEUE") or "default", "pool": os.environ.get("RECSYS_GPU_POOL") or "default_pool"}
 
 
 @dag(

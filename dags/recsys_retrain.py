@@ -35,13 +35,10 @@ from typing import Any
 import pendulum
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+from recsys_context import GPU, RECOMMENDATIONS
 from recsys_notify import RecsysFailureNotifier
 
 DAG_ID = "recsys_retrain"
-# Where the heavy tasks run: the GPU worker's queue and pool in the compose stack; the default queue
-# and pool (any worker, LocalExecutor included) when the variables are unset.
-GPU = {"queue": os.environ.get("RECSYS_GPU_QUEUE") or "default", "pool": os.environ.get("RECSYS_GPU_POOL") or "default_pool"}
-RECOMMENDATIONS = Asset(os.environ.get("RECSYS_RECOMMENDATIONS_ASSET") or "recsys://recsys/recommendations")
 UPSTREAM = os.environ.get("RECSYS_SCHEDULE_ASSET", "").strip()
 
 
