@@ -56,7 +56,7 @@ def _context(context: dict[str, Any]) -> Any:
     max_active_runs=1,
     tags=["recsys", "training", "ml"],
     doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "owner": "recsys", "on_failure_callback": RecsysFailureNotifier()},
+    default_args={"retries": int(os.environ.get("RECSYS_TASK_RETRIES", "2")), "retry_delay": timedelta(minutes=5), "owner": "recsys", "on_failure_callback": RecsysFailureNotifier()},
     params={
         "as_of": Param(None, type=["null", "string"], format="date", description="Process the day ending at this date (YYYY-MM-DD) instead of the run's data interval."),
         "epochs": Param(None, type=["null", "integer"], minimum=1, description="Training epochs for this run (default: config train.epochs / train.fine_tune_epochs)."),

@@ -12,3 +12,5 @@ export RECSYS_WAREHOUSE_DB="${RECSYS_WAREHOUSE_DB:-$VAR_DIR/warehouse.db}"
 export RECSYS_WAREHOUSE_URL="${RECSYS_WAREHOUSE_URL:-sqlite:///$RECSYS_WAREHOUSE_DB}"
 export AIRFLOW_CONN_RECSYS_WAREHOUSE="${AIRFLOW_CONN_RECSYS_WAREHOUSE:-{\"conn_type\": \"sqlite\", \"host\": \"$RECSYS_WAREHOUSE_DB\"}}"
 export RECSYS_CONFIG="${RECSYS_CONFIG:-$REPO_ROOT/config/demo.yaml}"
+# A demo run that fails should say so at once, not retry for ten minutes.
+export RECSYS_TASK_RETRIES="${RECSYS_TASK_RETRIES:-0}"

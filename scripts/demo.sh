@@ -20,7 +20,9 @@ if ! airflow dags test recsys_retrain "$LOGICAL_DATE" > "$VAR_DIR/dag-test.log" 
   echo "The DAG run failed; the full log is $VAR_DIR/dag-test.log" >&2
   exit 1
 fi
-grep -aE "recsys_tasks\.(pipeline|train|publish)|DagRun Finished" "$VAR_DIR/dag-test.log" | sed -E 's/^.*\] //' | cut -c1-160 || true
+# One line per step: the library's progress messages, without the log's timestamp and logger columns.
+grep -aE "recsys_tasks\.(pipeline|train|publish)\]|DagRun Finished" "$VAR_DIR/dag-test.log" \
+  | sed -E 's/^[^ ]+ \[[a-z ]+\] (.*) \[(recsys_tasks|airflow)[^]]*\].*$/\1/' | cut -c1-160 || true
 if ! grep -aq "state=success" "$VAR_DIR/dag-test.log"; then
   echo "The DAG run did not succeed; see $VAR_DIR/dag-test.log" >&2
   exit 1
