@@ -35,11 +35,6 @@ class GRURecModel(TiedItemOutput, nn.Module):
         self.proj = nn.Linear(2 * d, d)
         self.register_buffer("popularity", torch.zeros(num_items))
 
-    def set_popularity(self, counts: torch.Tensor | np.ndarray) -> None:
-        """Store per-index interaction counts (length ``num_items``)."""
-        counts = torch.as_tensor(np.asarray(counts), dtype=torch.float32)
-        self.popularity.copy_(counts.to(self.popularity.device))
-
     def hidden(
         self,
         items: torch.Tensor,

@@ -89,9 +89,16 @@ def _freeze_token_embeddings(stack: nn.Module) -> nn.Module:
 
 
 class TiedItemOutput:
-    """Mixin: output logits are dot products with the item embedding table (``self.item_emb``)."""
+    """Mixin of our sequence models: logits are dot products with the item embedding table
+    (``self.item_emb``), and a ``popularity`` buffer ranks items for users without history."""
 
     item_emb: nn.Embedding
+    popularity: torch.Tensor
+
+    def set_popularity(self, counts: torch.Tensor | np.ndarray) -> None:
+        """Store per-index interaction counts (length ``num_items``; index 0 is ignored)."""
+        counts = torch.as_tensor(np.asarray(counts), dtype=torch.float32)
+        self.popularity.copy_(counts.to(self.popularity.device))
 
     def item_vectors(self) -> torch.Tensor:
         """Output item vectors (V, C), tied to the input embeddings."""
@@ -130,11 +137,6 @@ class SeqRecModel(TiedItemOutput, nn.Module):
                 nn.init.normal_(emb.weight, std=0.02)
                 with torch.no_grad():
                     emb.weight[0].zero_()
-
-    def set_popularity(self, counts: torch.Tensor | np.ndarray) -> None:
-        """Store per-index interaction counts (length ``num_items``; index 0 is ignored)."""
-        counts = torch.as_tensor(np.asarray(counts), dtype=torch.float32)
-        self.popularity.copy_(counts.to(self.popularity.device))
 
     def hidden(
         self,

@@ -501,8 +501,7 @@ def keep_champion(ctx: RunContext, decision: Mapping[str, Any]) -> dict[str, Any
 
 def publish(ctx: RunContext, snapshot: str, *, top_k: int | None = None) -> dict[str, Any]:
     """Publish the champion's top-K for every user with item events in the snapshot, as of ``ctx.as_of``."""
-    from recsys_tasks.data import build_sequences
-    from recsys_tasks.publish import exclusions, prepare_rules, recommendation_rows
+    from recsys_tasks.publish import champion_rows
     from recsys_tasks.publish import publish as write_publication
     from recsys_tasks.recommender import load_recommender
     from recsys_tasks.registry import get_champion
@@ -518,30 +517,10 @@ def publish(ctx: RunContext, snapshot: str, *, top_k: int | None = None) -> dict
     events, items = read_snapshot(Path(snapshot))
     recommender = load_recommender(champion.model_dir, device=ctx.config.train.device)
     users = sorted(set(events.loc[events["item_id"].notna(), "user_id"].astype(str)))
-    histories = build_sequences(events, recommender.vocab, users=users)
-    cfg = ctx.config.publish
-    k = min(top_k or cfg.top_k, len(recommender.vocab) - 1)
-    excluded = exclusions(histories, cfg.exclude_event_types)
-    titles = dict(zip(items["item_id"].astype(str), items["title"].fillna("").astype(str), strict=True))
-    vectors = recommender.item_vectors() if hasattr(recommender, "item_vectors") else None
-    rules = prepare_rules(cfg, vocab=recommender.vocab, events=events, items=items, as_of=ctx.as_of, item_vectors=vectors)
-    log.info(
-        "publishing with rules: %d candidates per user, demote after %s looks (x%.2f), cold start below %d events, "
-        "%d new items for %d slot(s), category cap %s",
-        k + cfg.candidate_margin, cfg.demote_after, cfg.demote_factor, cfg.min_history, len(rules.new_items),
-        rules.new_item_slots, cfg.max_per_category,
-    )
-    rows = recommendation_rows(
-        recommender,
-        histories,
-        k=k,
-        exclude=excluded,
-        as_of=ctx.as_of,
-        run_id=ctx.run_id,
-        model_version=champion.model_version,
-        titles=titles,
-        batch_users=cfg.batch_users,
-        rules=rules,
+    k = min(top_k or ctx.config.publish.top_k, len(recommender.vocab) - 1)
+    rows = champion_rows(
+        recommender, events, items, users=users, config=ctx.config.publish, k=k, as_of=ctx.as_of,
+        run_id=ctx.run_id, model_version=champion.model_version,
     )
     result = write_publication(
         ctx.engine, ctx.schema, rows, as_of=ctx.as_of, run_id=ctx.run_id, model_version=champion.model_version, top_k=k

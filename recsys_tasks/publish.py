@@ -60,6 +60,8 @@ class Recommender(Protocol):
         batch_users: int = 4096,
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]: ...
 
+    def item_vectors(self) -> np.ndarray: ...
+
 
 @dataclass(frozen=True)
 class Publication:
@@ -213,6 +215,55 @@ def recommendation_rows(
             for rank, (item, score) in enumerate(zip(items, item_scores, strict=True), start=1):
                 if item > 0:
                     yield (day, user, rank, ids[item], score, model_version, run_id, reason, stamp)
+
+
+def champion_rows(
+    recommender: Recommender,
+    events: Any,
+    items: Any,
+    *,
+    users: Sequence[str],
+    config: Any,
+    k: int,
+    as_of: date,
+    run_id: str,
+    model_version: str,
+) -> Iterator[tuple[Any, ...]]:
+    """Rows for ``users`` with the business rules of ``config`` (a ``PublishConfig``) applied.
+
+    Histories come from ``events`` (canonical frame), titles and categories from ``items``. The one
+    path both the nightly publish and the hourly refresh take, so they never rank differently.
+    """
+    from recsys_tasks.data import build_sequences
+
+    histories = build_sequences(events, recommender.vocab, users=users)
+    rules = prepare_rules(
+        config, vocab=recommender.vocab, events=events, items=items, as_of=as_of, item_vectors=recommender.item_vectors()
+    )
+    log.info(
+        "ranking %d users with rules: %d candidates per user, demote after %s looks (x%.2f), cold start below %d "
+        "events, %d new items for %d slot(s), category cap %s",
+        len(histories), k + config.candidate_margin, config.demote_after, config.demote_factor, config.min_history,
+        len(rules.new_items), rules.new_item_slots, config.max_per_category,
+    )
+    return recommendation_rows(
+        recommender,
+        histories,
+        k=k,
+        exclude=exclusions(histories, config.exclude_event_types),
+        as_of=as_of,
+        run_id=run_id,
+        model_version=model_version,
+        titles=dict(zip(items["item_id"].astype(str), items["title"].fillna("").astype(str), strict=True)),
+        batch_users=config.batch_users,
+        rules=rules,
+    )
+
+
+def portable_params(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    """Bind parameters of one row for databases without COPY: dates and timestamps as ISO text
+    (``registry.iso``), so every writer stores them in the same sortable form."""
+    return {c: iso(v) if isinstance(v, (date, datetime)) else v for c, v in zip(columns, row, strict=True)}
 
 
 #: Why an item is in a list (decides its reason): the model, trending in the user's category,
@@ -533,8 +584,7 @@ def _insert_portable(
     started = last = time.monotonic()
     with engine.begin() as conn:
         for row in rows:
-            # Dates and timestamps are stored as ISO text (see registry.iso), whatever the row holds.
-            batch.append({c: iso(v) if isinstance(v, (date, datetime)) else v for c, v in zip(columns, row, strict=True)})
+            batch.append(portable_params(columns, row))
             count += 1
             if row[1] != last_user:
                 users, last_user = users + 1, row[1]

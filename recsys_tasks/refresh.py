@@ -99,8 +99,7 @@ def refresh_publication(
     run_id: str,
 ) -> RefreshResult:
     """Re-score the users with item events in ``[start, end)`` into the latest publication."""
-    from recsys_tasks.data import build_sequences
-    from recsys_tasks.publish import exclusions, prepare_rules, recommendation_rows
+    from recsys_tasks.publish import champion_rows
     from recsys_tasks.recommender import load_recommender
     from recsys_tasks.registry import get_champion
     from recsys_tasks.warehouse import ensure_output_schema
@@ -132,25 +131,11 @@ def refresh_publication(
     if events.empty:
         return _skip(end, f"no user has item events in [{since:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})", as_of=as_of, since=since)
     recommender = load_recommender(champion.model_dir, device=config.train.device)
-    users = sorted(set(events["user_id"].astype(str)))
-    histories = build_sequences(events, recommender.vocab, users=users)
     k = min(int(latest.top_k), len(recommender.vocab) - 1)
-    items = read_catalogue(engine, config, end)
-    # The nightly publish's business rules, from the catalogue and the refreshed users' events.
-    rules = prepare_rules(
-        config.publish, vocab=recommender.vocab, events=events, items=items, as_of=as_of, item_vectors=recommender.item_vectors()
-    )
-    rows = recommendation_rows(
-        recommender,
-        histories,
-        k=k,
-        exclude=exclusions(histories, config.publish.exclude_event_types),
-        as_of=as_of,
-        run_id=run_id,
-        model_version=champion.model_version,
-        titles=dict(zip(items["item_id"].astype(str), items["title"].fillna("").astype(str), strict=True)),
-        batch_users=config.publish.batch_users,
-        rules=rules,
+    # The nightly publish's path, rules included; trending counts come from the refreshed users' events.
+    rows = champion_rows(
+        recommender, events, read_catalogue(engine, config, end), users=sorted(set(events["user_id"].astype(str))),
+        config=config.publish, k=k, as_of=as_of, run_id=run_id, model_version=champion.model_version,
     )
     written = _replace_rows(engine, schema, rows, as_of=as_of, model_version=champion.model_version)
     if written is None:
@@ -205,12 +190,12 @@ def _replace_rows(
                     n_rows += 1
                     users.add(row[1])
         else:
-            from recsys_tasks.publish import ROW_COLUMNS
+            from recsys_tasks.publish import ROW_COLUMNS, portable_params
 
             insert = sa.text(load_sql("insert_refresh_stage"))
             batch: list[dict[str, Any]] = []
             for row in rows:
-                batch.append(dict(zip(ROW_COLUMNS, row, strict=True)))
+                batch.append(portable_params(ROW_COLUMNS, row))
                 n_rows += 1
                 users.add(row[1])
                 if len(batch) >= chunk_rows:
