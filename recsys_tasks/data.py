@@ -13,7 +13,6 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -88,13 +87,6 @@ class ItemVocab:
     @classmethod
     def from_json(cls, text: str) -> ItemVocab:
         return cls(json.loads(text))
-
-    def save(self, path: Path) -> None:
-        Path(path).write_text(self.to_json(), encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: Path) -> ItemVocab:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
 
 @dataclass

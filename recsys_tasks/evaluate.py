@@ -9,7 +9,6 @@ catalogue it knows; a holdout item a model has never seen counts as a miss for t
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -214,7 +213,3 @@ def summary_line(role: str, version: str, metrics: Mapping[str, Mapping[str, flo
         f"{role:<10} {version:<28} hr@{k}={m.get(f'hr@{k}', 0):.4f} ndcg@{k}={m.get(f'ndcg@{k}', 0):.4f} "
         f"mrr@{k}={m.get(f'mrr@{k}', 0):.4f} coverage@{k}={m.get(f'coverage@{k}', 0):.3f}"
     )
-
-
-def to_json(metrics: Mapping[str, Any]) -> str:
-    return json.dumps(metrics, sort_keys=True)
