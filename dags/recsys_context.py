@@ -23,8 +23,8 @@ def run_context(context: Any) -> Any:
     """The library's RunContext for this task's run: interval, warehouse URL, config + params."""
     from airflow.sdk import BaseHook
 
-    from recsys_tasks.pipeline import make_context, run_interval
-    from recsys_tasks.warehouse import url_from_connection_fields
+    from recsys_tasks.data.warehouse import url_from_connection_fields
+    from recsys_tasks.stages.context import make_context, run_interval
 
     params = context["params"]
     start, end = run_interval(

@@ -18,11 +18,9 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 from recsys_context import GPU, RECOMMENDATIONS
 from recsys_notify import RecsysFailureNotifier
-
 
 
 @dag(
@@ -41,9 +39,9 @@ def recsys_refresh() -> None:
     def refresh(**context: Any) -> dict[str, Any]:
         from recsys_context import run_context
 
-        from recsys_tasks import pipeline
+        from recsys_tasks import stages
 
-        return pipeline.refresh(run_context(context))
+        return stages.refresh.run(run_context(context))
 
     refresh()
 

@@ -33,7 +33,6 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 from recsys_context import GPU, RECOMMENDATIONS
 from recsys_notify import RecsysFailureNotifier
@@ -70,27 +69,27 @@ def _context(context: dict[str, Any]) -> Any:
 def recsys_retrain() -> None:
     @task
     def extract(**context: Any) -> dict[str, Any]:
-        from recsys_tasks import pipeline
+        from recsys_tasks import stages
 
-        return pipeline.extract(_context(context))
+        return stages.extract.run(_context(context))
 
     @task
     def validate(extracted: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from recsys_tasks import pipeline
+        from recsys_tasks import stages
 
-        return pipeline.validate(_context(context), extracted["snapshot"])
+        return stages.validate.run(_context(context), extracted["snapshot"])
 
     @task(**GPU, execution_timeout=timedelta(hours=6))
     def train(validated: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from recsys_tasks import pipeline
+        from recsys_tasks import stages
 
-        return pipeline.train(_context(context), validated["snapshot"], full_retrain=context["params"]["full_retrain"])
+        return stages.train.run(_context(context), validated["snapshot"], full_retrain=context["params"]["full_retrain"])
 
     @task(**GPU)
     def evaluate(validated: dict[str, Any], trained: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from recsys_tasks import pipeline
+        from recsys_tasks import stages
 
-        return pipeline.evaluate(_context(context), validated["snapshot"], trained["model_version"], force_promote=context["params"]["force_promote"])
+        return stages.evaluate.run(_context(context), validated["snapshot"], trained["model_version"], force_promote=context["params"]["force_promote"])
 
     @task.branch
     def decide(evaluation: dict[str, Any], **context: Any) -> str:
@@ -100,15 +99,15 @@ def recsys_retrain() -> None:
 
     @task
     def promote(evaluation: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from recsys_tasks import pipeline
+        from recsys_tasks import stages
 
-        return pipeline.promote(_context(context), evaluation["decision"])
+        return stages.promote.run(_context(context), evaluation["decision"])
 
     @task
     def keep_champion(evaluation: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from recsys_tasks import pipeline
+        from recsys_tasks import stages
 
-        return pipeline.keep_champion(_context(context), evaluation["decision"])
+        return stages.promote.keep_champion(_context(context), evaluation["decision"])
 
     @task
     def dry_run_done(evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -118,20 +117,20 @@ def recsys_retrain() -> None:
     def publish(validated: dict[str, Any], **context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from recsys_tasks import pipeline
+        from recsys_tasks import stages
 
         if context["params"]["dry_run"]:
             raise AirflowSkipException("dry run: nothing is published")
 
-        published = pipeline.publish(_context(context), validated["snapshot"])
+        published = stages.publish.run(_context(context), validated["snapshot"])
         context["outlet_events"][RECOMMENDATIONS].extra = {"as_of": published["as_of"], "model_version": published["model_version"]}
         return published
 
     @task(**GPU)
     def publish_similar_items(validated: dict[str, Any], published: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from recsys_tasks import pipeline
+        from recsys_tasks import stages
 
-        return pipeline.publish_similar_items(_context(context), validated["snapshot"])
+        return stages.similar_items.run(_context(context), validated["snapshot"])
 
     validated = validate(extract())
     evaluation = evaluate(validated, train(validated))

@@ -20,9 +20,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException, Request, status
-
 from airflow.plugins_manager import AirflowPlugin
+from fastapi import HTTPException, Request, status
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # Airflow puts the plugins folder there too
     sys.path.append(str(Path(__file__).resolve().parent))
@@ -30,8 +29,8 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # Airflow puts the plu
 from recsys_ui.app import create_app  # noqa: E402
 
 from recsys_tasks.config import RecsysConfig  # noqa: E402
+from recsys_tasks.data.warehouse import WarehouseError, url_from_connection_fields  # noqa: E402
 from recsys_tasks.insights import create_reader_engine  # noqa: E402
-from recsys_tasks.warehouse import WarehouseError, url_from_connection_fields  # noqa: E402
 
 URL_PREFIX = "/recsys"
 DAG_ID = "recsys_retrain"

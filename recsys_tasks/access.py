@@ -12,8 +12,8 @@ import logging
 import sqlalchemy as sa
 
 from recsys_tasks.config import RecsysConfig
+from recsys_tasks.data.warehouse import ensure_output_schema, table_ref
 from recsys_tasks.sqlfiles import load_sql, split_statements
-from recsys_tasks.warehouse import ensure_output_schema, table_ref
 
 log = logging.getLogger(__name__)
 

@@ -35,11 +35,11 @@ import pandas as pd
 import torch
 
 from recsys_tasks.config import EVENT_TYPES, ModelConfig, TrainConfig
-from recsys_tasks.data import EVENT_TYPE_IDS, ItemVocab, SequenceData
-from recsys_tasks.metrics import metrics_from_ranks, rank_of_targets
-from recsys_tasks.recommender import PopularityRecommender, Recommender, load_recommender
-from recsys_tasks import train as train_module
-from recsys_tasks.train import train_model
+from recsys_tasks.data.sequences import EVENT_TYPE_IDS, ItemVocab, SequenceData
+from recsys_tasks.modeling import training as train_module
+from recsys_tasks.modeling.metrics import metrics_from_ranks, rank_of_targets
+from recsys_tasks.modeling.training import train_model
+from recsys_tasks.serving.recommender import PopularityRecommender, Recommender, load_recommender
 
 log = logging.getLogger("recsys_tasks.bench")
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from recsys_tasks.config import RecsysConfig
+from recsys_tasks.data.warehouse import create_engine
 from recsys_tasks.sqlfiles import split_statements
-from recsys_tasks.warehouse import create_engine
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "train":
         from datetime import datetime, timezone
 
-        from recsys_tasks.pipeline import train_from_snapshot
+        from recsys_tasks.stages.train import train_from_snapshot
 
         cutoff = datetime.fromisoformat(args.cutoff)
         cutoff = cutoff if cutoff.tzinfo else cutoff.replace(tzinfo=timezone.utc)
@@ -89,8 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("trained: %s", summary["metrics"])
         return 0
     if args.command == "rollback":
-        from recsys_tasks.pipeline import rollback
         from recsys_tasks.registry import RegistryError
+        from recsys_tasks.stages.rollback import run as rollback
 
         try:
             result = rollback(args.url, args.to, config=cfg, republish=not args.no_republish)

@@ -20,15 +20,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from recsys_tasks.config import RecsysConfig
+from recsys_tasks.data.warehouse import create_engine, table_ref
 from recsys_tasks.sqlfiles import load_sql
-from recsys_tasks.warehouse import create_engine, table_ref
 
 #: What a user or item id typed into the UI may look like (ids of the warehouse are text).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _RUN_ID_MAX = 250
 
-#: The Data Docs directory name a run writes under its run directory (see pipeline.validate).
+#: The Data Docs directory name a run writes under its run directory (see stages.validate.run).
 DATA_DOCS_DIR = "data_docs"
 
 

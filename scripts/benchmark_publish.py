@@ -34,9 +34,10 @@ import numpy as np
 import sqlalchemy as sa
 
 from recsys_tasks.config import PublishConfig
-from recsys_tasks.data import ItemVocab, SequenceData
-from recsys_tasks.publish import Rules, publish, recommendation_rows
-from recsys_tasks.warehouse import ensure_output_schema
+from recsys_tasks.data.publication import write_publication
+from recsys_tasks.data.sequences import ItemVocab, SequenceData
+from recsys_tasks.data.warehouse import ensure_output_schema
+from recsys_tasks.serving.ranking import Rules, recommendation_rows
 
 AS_OF = date(2026, 2, 1)
 STAMP = datetime(2026, 2, 1, 3, 0, tzinfo=UTC)
@@ -135,7 +136,7 @@ def rss_child(url: str, users: int, k: int, items: int, history: int, real: bool
         before = _status("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM: the peak from here on is publish's
         started = time.perf_counter()
-        result = publish(engine, schema, rows_for(recommender, histories, k=k, rules=rules), as_of=AS_OF, run_id=RUN,
+        result = write_publication(engine, schema, rows_for(recommender, histories, k=k, rules=rules), as_of=AS_OF, run_id=RUN,
                          model_version=MODEL, top_k=k)
         seconds = time.perf_counter() - started
         return {"users": users, "rows": result.rows, "seconds": seconds, "rss_before_mb": before / 2**20,
@@ -151,7 +152,8 @@ def real_recommender(num_items: int):
     import torch
 
     from recsys_tasks.config import ModelConfig
-    from recsys_tasks.recommender import Recommender, build_model
+    from recsys_tasks.modeling.artifacts import build_model
+    from recsys_tasks.serving.recommender import Recommender
 
     torch.manual_seed(0)
     vocab = ItemVocab(f"i{n:07d}" for n in range(num_items))
@@ -192,7 +194,7 @@ def main() -> None:
             with engine.begin() as conn:
                 conn.execute(sa.text(f'DROP TABLE "{schema}".raw_copy'))
             started = time.perf_counter()
-            result = publish(engine, schema, rows_for(recommender, histories, k=args.k, rules=rules), as_of=AS_OF,
+            result = write_publication(engine, schema, rows_for(recommender, histories, k=args.k, rules=rules), as_of=AS_OF,
                              run_id=RUN, model_version=MODEL, top_k=args.k)
             pub_s = time.perf_counter() - started
             assert result.rows == rows, (result.rows, rows)

@@ -22,13 +22,15 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
-from recsys_tasks import pipeline, synth
+from recsys_tasks import stages
 from recsys_tasks.config import RecsysConfig, to_dict
-from recsys_tasks.data import ItemVocab
-from recsys_tasks.recommender import build_model, save_model
-from recsys_tasks.refresh import refresh_publication
+from recsys_tasks.data import sources, synth
+from recsys_tasks.data.sequences import ItemVocab
+from recsys_tasks.data.snapshot import extract_interval
+from recsys_tasks.data.warehouse import create_engine, ensure_output_schema
+from recsys_tasks.modeling.artifacts import build_model, save_model
 from recsys_tasks.registry import promote, register_model, store_model
-from recsys_tasks.warehouse import create_engine, ensure_output_schema, extract_interval
+from recsys_tasks.stages.refresh import refresh_publication
 
 AS_OF = datetime(2026, 2, 1, tzinfo=timezone.utc)
 
@@ -71,7 +73,7 @@ def main() -> None:
         late["event_ts"] = late["event_ts"].map(lambda _: AS_OF + timedelta(hours=12))
         import pandas as pd
 
-        synth.load(engine, pd.concat([events, late], ignore_index=True), items, warehouse=config.warehouse, replace=True)
+        sources.load(engine, pd.concat([events, late], ignore_index=True), items, warehouse=config.warehouse, replace=True)
         ensure_output_schema(engine, output)
         vocab = ItemVocab(sorted(items["item_id"].astype(str)))
         trained = save_model(
@@ -85,10 +87,10 @@ def main() -> None:
             checksum=checksum, config=to_dict(config),
         )
         promote(engine, output, "m-bench", decision="benchmark")
-        ctx = pipeline.RunContext("recsys_retrain", "bench", AS_OF - timedelta(days=1), AS_OF, args.url, config)
+        ctx = stages.context.RunContext("recsys_retrain", "bench", AS_OF - timedelta(days=1), AS_OF, args.url, config)
         snap = extract_interval(engine, config.warehouse, start=ctx.history_start, end=AS_OF, out_dir=tmp / "snapshot")
         t0 = time.monotonic()
-        published = pipeline.publish(ctx, str(snap.path))
+        published = stages.publish.run(ctx, str(snap.path))
         publish_s = time.monotonic() - t0
         ctx.dispose()
         t0 = time.monotonic()

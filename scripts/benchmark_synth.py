@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from recsys_tasks import synth
 from recsys_tasks.config import WarehouseConfig
+from recsys_tasks.data import sources, synth
 
 
 def main() -> None:
@@ -49,7 +49,7 @@ def main() -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     try:
-        synth.load(engine, events, items, warehouse=WarehouseConfig(source_schema=schema))
+        sources.load(engine, events, items, warehouse=WarehouseConfig(source_schema=schema))
         loaded = time.perf_counter()
         with engine.connect() as conn:
             n = conn.exec_driver_sql(f'SELECT count(*) FROM "{schema}"."events"').scalar_one()

@@ -23,10 +23,12 @@ from datetime import date, datetime, timedelta, timezone
 import pandas as pd
 import sqlalchemy as sa
 
-from recsys_tasks import evaluate, insights, publish, registry, synth
+from recsys_tasks import insights, registry
 from recsys_tasks.config import RecsysConfig
+from recsys_tasks.data import publication, sources, synth
+from recsys_tasks.data.warehouse import create_engine, ensure_output_schema
+from recsys_tasks.modeling import evaluation
 from recsys_tasks.sqlfiles import load_sql
-from recsys_tasks.warehouse import create_engine, ensure_output_schema
 
 log = logging.getLogger("benchmark_ui")
 
@@ -45,7 +47,7 @@ def fill(engine: sa.Engine, cfg: RecsysConfig, *, users: int, top_k: int, items:
         }
     )
     events = pd.DataFrame({c: pd.Series(dtype="object") for c in synth.EVENT_COLUMNS})
-    synth.load(engine, events, catalogue, warehouse=cfg.warehouse)
+    sources.load(engine, events, catalogue, warehouse=cfg.warehouse)
 
     newest = date(2026, 1, 5)
     start = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -64,7 +66,7 @@ def fill(engine: sa.Engine, cfg: RecsysConfig, *, users: int, top_k: int, items:
         else:
             registry.set_status(engine, schema, version, "rejected", decision="worse")
         for role, model in (("challenger", version), ("baseline", "most_popular")):
-            evaluate.store_evaluation(
+            evaluation.store_evaluation(
                 engine, schema, run_id=f"r{v}", as_of=day, model_version=model, role=role,
                 metrics={seg: {"ndcg@10": rng.random(), "hr@10": rng.random(), "users": 1000}
                          for seg in ("all", "new_users", "short_history", "long_history")},
@@ -89,13 +91,13 @@ def fill(engine: sa.Engine, cfg: RecsysConfig, *, users: int, top_k: int, items:
             for u in range(n_users)
             for rank in range(1, top_k + 1)
         )
-        publish.publish(engine, schema, rows, as_of=day, run_id="r0", model_version="m0000", top_k=top_k)
+        publication.write_publication(engine, schema, rows, as_of=day, run_id="r0", model_version="m0000", top_k=top_k)
     similar = (
         (newest.isoformat(), f"i{i:06d}", rank, f"i{rng.randrange(items):06d}", 1.0 / rank, "m0000")
         for i in range(items)
         for rank in range(1, 21)
     )
-    publish.publish_similar_items(engine, schema, similar, as_of=newest)
+    publication.write_similar_items(engine, schema, similar, as_of=newest)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql(f'ANALYZE "{schema}".recommendations')
         conn.exec_driver_sql(f'ANALYZE "{schema}".similar_items')

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 
 from recsys_tasks import insights
 from recsys_tasks.config import ConfigError, RecsysConfig
-from recsys_tasks.warehouse import WarehouseError
+from recsys_tasks.data.warehouse import WarehouseError
 
 log = logging.getLogger(__name__)
 

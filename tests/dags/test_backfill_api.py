@@ -25,9 +25,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from recsys_tasks import synth
 from recsys_tasks.config import WarehouseConfig
-from recsys_tasks.warehouse import create_engine
+from recsys_tasks.data import sources, synth
+from recsys_tasks.data.warehouse import create_engine
 
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -104,7 +104,7 @@ def shop(pg_database_url):
         n_users=250, n_items=100, start=datetime(2026, 1, 2, tzinfo=timezone.utc), end=datetime(2026, 2, 2, tzinfo=timezone.utc),
         events_per_user_per_day=2.0, seed=11,
     )
-    synth.load(engine, events, items, warehouse=WarehouseConfig(source_schema=source), replace=True)
+    sources.load(engine, events, items, warehouse=WarehouseConfig(source_schema=source), replace=True)
     try:
         yield engine, source, output
     finally:

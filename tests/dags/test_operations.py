@@ -131,7 +131,6 @@ def test_notifier_email_and_slack_say_why_they_cannot_send(caplog, capfd, monkey
 def test_notifier_sends_email_through_the_smtp_provider(monkeypatch):
     pytest.importorskip("airflow.providers.smtp.notifications.smtp")
     from airflow.providers.smtp.notifications import smtp
-
     from recsys_notify import RecsysFailureNotifier
 
     sent = []

@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from recsys_tasks import synth
 from recsys_tasks.config import WarehouseConfig
-from recsys_tasks.warehouse import create_engine
+from recsys_tasks.data import sources, synth
+from recsys_tasks.data.warehouse import create_engine
 
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -58,7 +58,7 @@ def _shop(engine: sa.Engine, warehouse: WarehouseConfig) -> None:
         events_per_user_per_day=2.0,
         seed=11,
     )
-    synth.load(engine, events, items, warehouse=warehouse, replace=True)
+    sources.load(engine, events, items, warehouse=warehouse, replace=True)
 
 
 def _config(tmp_path: Path, *, source_schema: str | None, output_schema: str) -> Path:

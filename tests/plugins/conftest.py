@@ -10,8 +10,8 @@ import pytest
 from ui_seed import Filled, fill
 
 from recsys_tasks.config import RecsysConfig
+from recsys_tasks.data.warehouse import create_engine
 from recsys_tasks.insights import create_reader_engine
-from recsys_tasks.warehouse import create_engine
 
 # The plugin package is imported the way Airflow imports it: from the plugins folder on sys.path.
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"

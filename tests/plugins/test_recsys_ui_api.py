@@ -7,10 +7,9 @@ import sqlalchemy as sa
 from fastapi import HTTPException, Request
 from fastapi.testclient import TestClient
 from recsys_ui.app import create_app
+from ui_seed import AS_OF, ITEMS, TOP_K, Filled
 
 from recsys_tasks import insights
-
-from ui_seed import AS_OF, ITEMS, TOP_K, Filled
 
 INJECTIONS = ["' OR 1=1 --", "u1; DROP TABLE x", "u1' UNION SELECT * FROM model_registry --", "../../etc/passwd", "x" * 129, "ü1"]
 

@@ -23,7 +23,7 @@ import pytest
 from ui_seed import ITEMS, TOP_K, fill
 
 from recsys_tasks.config import RecsysConfig
-from recsys_tasks.warehouse import create_engine
+from recsys_tasks.data.warehouse import create_engine
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -1,7 +1,7 @@
 """Hand-made outputs for the Recommendations UI tests: what is written and what the tests expect.
 
 The output rows are written with the library's own writers (registry, evaluations, publish), the
-catalogue with ``synth.load``; the expected values below are what the tests assert on.
+catalogue with ``sources.load``; the expected values below are what the tests assert on.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from recsys_tasks import evaluate, publish, registry, synth
+from recsys_tasks import registry
 from recsys_tasks.config import RecsysConfig
+from recsys_tasks.data import publication, sources, synth
+from recsys_tasks.data.warehouse import ensure_output_schema
+from recsys_tasks.modeling import evaluation
 from recsys_tasks.sqlfiles import load_sql
-from recsys_tasks.warehouse import ensure_output_schema
 
 AS_OF = date(2026, 1, 5)
 OLD_AS_OF = date(2026, 1, 4)
@@ -50,7 +52,7 @@ def fill(writer: sa.Engine, cfg: RecsysConfig, artifact_root: Path) -> Path:
         [{"item_id": k, "title": t, "category": c, "created_at": pd.Timestamp("2025-12-01", tz="UTC")} for k, (t, c) in ITEMS.items()]
     )
     events = pd.DataFrame({c: pd.Series(dtype="object") for c in synth.EVENT_COLUMNS})
-    synth.load(writer, events, items, warehouse=cfg.warehouse)
+    sources.load(writer, events, items, warehouse=cfg.warehouse)
 
     start, end = datetime(2025, 12, 1, tzinfo=timezone.utc), datetime(2026, 1, 5, tzinfo=timezone.utc)
     common = dict(kind="gpt2", dag_id="recsys_retrain", data_start=start, data_end=end, artifact_uri="file:///m",
@@ -69,20 +71,20 @@ def fill(writer: sa.Engine, cfg: RecsysConfig, artifact_root: Path) -> Path:
         ("r2", AS_OF, "challenger", "m2", 0.25), ("r2", AS_OF, "champion", "m1", 0.20),
         ("r2", AS_OF, "baseline", "most_popular", 0.11),
     ]:
-        evaluate.store_evaluation(writer, schema, run_id=run_id, as_of=day, model_version=version, role=role,
+        evaluation.store_evaluation(writer, schema, run_id=run_id, as_of=day, model_version=version, role=role,
                                   metrics={"all": {"ndcg@10": value, "users": 50}, "new_users": {"ndcg@10": 0.01, "users": 3}})
 
     stamp = "2026-01-05 03:00:00.000000+00:00"
     old = [(OLD_AS_OF.isoformat(), "u1", 1, "i1", 0.5, "m1", "r1", None, stamp)]
-    publish.publish(writer, schema, old, as_of=OLD_AS_OF, run_id="r1", model_version="m1", top_k=3)
+    publication.write_publication(writer, schema, old, as_of=OLD_AS_OF, run_id="r1", model_version="m1", top_k=3)
     rows = [
         (AS_OF.isoformat(), user, rank, item, score, "m2", "r2", reason, stamp)
         for user, recs in sorted(TOP_K.items())
         for rank, (item, score, reason) in enumerate(recs, start=1)
     ]
-    publish.publish(writer, schema, rows, as_of=AS_OF, run_id="r2", model_version="m2", top_k=3)
+    publication.write_publication(writer, schema, rows, as_of=AS_OF, run_id="r2", model_version="m2", top_k=3)
     similar = [(AS_OF.isoformat(), "i1", 1, "i2", 0.93, "m2"), (AS_OF.isoformat(), "i1", 2, "i3", 0.31, "m2")]
-    publish.publish_similar_items(writer, schema, similar, as_of=AS_OF)
+    publication.write_similar_items(writer, schema, similar, as_of=AS_OF)
 
     docs = artifact_root / "recsys_retrain" / AS_OF.isoformat() / "r2" / "data_docs"
     docs.mkdir(parents=True)

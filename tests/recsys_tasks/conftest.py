@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from recsys_tasks.config import ModelConfig, TrainConfig
-from recsys_tasks.data import ItemVocab, SequenceData
+from recsys_tasks.data.sequences import ItemVocab, SequenceData
 
 
 def make_sequences(num_users: int = 24, num_items: int = 12, length: int = 8, seed: int = 0) -> SequenceData:

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from recsys_tasks.data import EVENT_TYPE_IDS, ItemVocab, build_sequences, temporal_split
+from recsys_tasks.data.sequences import EVENT_TYPE_IDS, ItemVocab, build_sequences, temporal_split
 
 
 def frame(rows):

@@ -7,12 +7,13 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recsys_tasks import synth
 from recsys_tasks.config import RecsysConfig
-from recsys_tasks.pipeline import train_with_torchrun
-from recsys_tasks.recommender import load_recommender, read_sidecar
-from recsys_tasks.data import ItemVocab, build_sequences
-from recsys_tasks.warehouse import EVENTS_SCHEMA, ITEMS_SCHEMA
+from recsys_tasks.data import synth
+from recsys_tasks.data.sequences import ItemVocab, build_sequences
+from recsys_tasks.data.snapshot import EVENTS_SCHEMA, ITEMS_SCHEMA
+from recsys_tasks.modeling.artifacts import read_sidecar
+from recsys_tasks.serving.recommender import load_recommender
+from recsys_tasks.stages.train import train_with_torchrun
 
 
 def test_torchrun_two_processes_train_one_model(tmp_path, capfd):

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from recsys_tasks.config import EvaluationConfig
-from recsys_tasks.data import EVENT_COLUMNS, ItemVocab, temporal_split
-from recsys_tasks.evaluate import build_holdout, decide, score, store_evaluation
+from recsys_tasks.data.sequences import EVENT_COLUMNS, ItemVocab, temporal_split
+from recsys_tasks.data.warehouse import ensure_output_schema
+from recsys_tasks.modeling.evaluation import build_holdout, decide, score, store_evaluation
 from recsys_tasks.registry import ModelRecord
-from recsys_tasks.warehouse import ensure_output_schema
 
 CUTOFF = datetime(2026, 1, 10, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from recsys_tasks.metrics import coverage, metrics_from_ranks, rank_of_targets, ranking_metrics
+from recsys_tasks.modeling.metrics import coverage, metrics_from_ranks, rank_of_targets, ranking_metrics
 
 
 def test_single_relevant_item_matches_textbook_leave_one_out():

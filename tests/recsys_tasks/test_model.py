@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from recsys_tasks.baselines import GRURecModel
 from recsys_tasks.config import ModelConfig
-from recsys_tasks.model import SeqRecModel, make_batch, time_gap_buckets
+from recsys_tasks.modeling.baselines import GRURecModel
+from recsys_tasks.modeling.model import SeqRecModel, make_batch, time_gap_buckets
 
 V = 20  # embedding rows: padding + 19 items
 
@@ -116,7 +116,7 @@ def test_make_batch_keeps_the_latest_items_right_padded():
 
 
 def test_seen_so_far_by_hand():
-    from recsys_tasks.model import seen_so_far
+    from recsys_tasks.modeling.model import seen_so_far
 
     seen = seen_so_far(torch.tensor([[2, 3, 2, 0]]), 5)
     assert seen[0].tolist() == [

@@ -21,8 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from recsys_tasks import pipeline, synth
+from recsys_tasks import stages
 from recsys_tasks.config import RecsysConfig, WarehouseConfig
+from recsys_tasks.data import sources, synth
 from recsys_tasks.registry import get_champion, get_model
 
 DAY = timedelta(days=1)
@@ -39,7 +40,7 @@ def shop(pg_database_url, tmp_path):
         n_users=250, n_items=100, start=datetime(2026, 1, 10, tzinfo=timezone.utc),
         end=datetime(2026, 2, 5, tzinfo=timezone.utc), events_per_user_per_day=2.5, seed=5,
     )
-    synth.load(engine, events, items, warehouse=WarehouseConfig(source_schema=source))
+    sources.load(engine, events, items, warehouse=WarehouseConfig(source_schema=source))
     cfg = RecsysConfig.from_mapping({
         "artifact_root": str(tmp_path / "artifacts"),
         "warehouse": {"source_schema": source, "output_schema": output},
@@ -71,20 +72,20 @@ def _shuffled(snapshot: str, out: Path, seed: int) -> str:
 
 
 def _run(url, cfg, as_of: datetime, *, shuffle=False, force=False, full_retrain=None):
-    ctx = pipeline.make_context(
+    ctx = stages.context.make_context(
         dag_id="recsys_retrain", run_id=f"scheduled__{as_of:%Y-%m-%d}", interval_start=as_of - DAY,
         interval_end=as_of, warehouse_url=url, config=cfg,
     )
-    snapshot = pipeline.validate(ctx, pipeline.extract(ctx)["snapshot"])["snapshot"]
+    snapshot = stages.validate.run(ctx, stages.extract.run(ctx)["snapshot"])["snapshot"]
     train_on = _shuffled(snapshot, ctx.run_dir / "shuffled", seed=as_of.day) if shuffle else snapshot
-    trained = pipeline.train(ctx, train_on, full_retrain=full_retrain)
-    evaluation = pipeline.evaluate(ctx, snapshot, trained["model_version"], force_promote=force)
+    trained = stages.train.run(ctx, train_on, full_retrain=full_retrain)
+    evaluation = stages.evaluate.run(ctx, snapshot, trained["model_version"], force_promote=force)
     decision = evaluation["decision"]
     if decision["outcome"] == "promote":
-        pipeline.promote(ctx, decision)
+        stages.promote.run(ctx, decision)
     else:
-        pipeline.keep_champion(ctx, decision)
-    published = pipeline.publish(ctx, snapshot)
+        stages.promote.keep_champion(ctx, decision)
+    published = stages.publish.run(ctx, snapshot)
     assert Path(evaluation["report"]).is_file()
     ctx.dispose()
     return trained["model_version"], decision, published
@@ -131,11 +132,11 @@ def test_champion_challenger_backfill_and_rollback(shop):
     assert {r[4] for r in strong_rows} == {strong}  # latest still shows 2026-02-04
 
     # 5. Rollback to the weak model republishes the newest date with it; rolling forward restores.
-    result = pipeline.rollback(url, weak, config=cfg)
+    result = stages.rollback.run(url, weak, config=cfg)
     assert result["champion"] == weak and result["republished"]["model_version"] == weak
     assert get_champion(engine, schema).model_version == weak
     assert {r[4] for r in _rows(engine, schema, latest)} == {weak}
-    pipeline.rollback(url, strong, config=cfg)
+    stages.rollback.run(url, strong, config=cfg)
     assert _rows(engine, schema, champions) == [(strong,)]
     assert _rows(engine, schema, latest) == strong_rows
     engine.dispose()

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from recsys_tasks import warehouse
-from recsys_tasks.data import EVENT_TYPE_IDS, ItemVocab, SequenceData
-from recsys_tasks.publish import ROW_COLUMNS, exclusions, publish, recommendation_rows
-from recsys_tasks.warehouse import ensure_output_schema
+from recsys_tasks.data import warehouse
+from recsys_tasks.data.publication import ROW_COLUMNS, write_publication
+from recsys_tasks.data.sequences import EVENT_TYPE_IDS, ItemVocab, SequenceData
+from recsys_tasks.data.warehouse import ensure_output_schema
+from recsys_tasks.serving.ranking import exclusions, recommendation_rows
 
 DAY1, DAY2 = date(2026, 2, 1), date(2026, 2, 2)
 STAMP = "2026-02-02 03:00:00.000000+00:00"
@@ -71,7 +72,7 @@ def _stages(engine: sa.Engine, schema: str) -> list[str]:
 def test_publish_writes_rows_publication_and_latest_view(out):
     engine, schema = out
     first = _rows(DAY1, users=3, k=2, model="m1")
-    result = publish(engine, schema, iter(first), as_of=DAY1, run_id="run-1", model_version="m1", top_k=2)
+    result = write_publication(engine, schema, iter(first), as_of=DAY1, run_id="run-1", model_version="m1", top_k=2)
     assert (result.as_of, result.model_version, result.users, result.rows) == (DAY1, "m1", 3, 6)
     stored = _read(engine, schema)
     assert [r[1:3] + r[3:4] for r in stored] == [(f"u{u:06d}", r, f"i{(u + r) % 97}") for u in range(3) for r in (1, 2)]
@@ -81,14 +82,14 @@ def test_publish_writes_rows_publication_and_latest_view(out):
     assert len(_read(engine, schema, view=True)) == 6
 
     second = _rows(DAY2, users=2, k=3, model="m2", run="run-2")
-    publish(engine, schema, iter(second), as_of=DAY2, run_id="run-2", model_version="m2", top_k=3)
+    write_publication(engine, schema, iter(second), as_of=DAY2, run_id="run-2", model_version="m2", top_k=3)
     latest = _read(engine, schema, view=True)
     assert len(latest) == 6 and {r[5] for r in latest} == {"m2"} and {r[0][:10] for r in latest} == {"2026-02-02"}
     assert len(_read(engine, schema)) == 12  # both dates are kept
 
     # A backfill of the older date replaces that date only; the view still shows the newest as-of.
     backfill = _rows(DAY1, users=1, k=2, model="m0", run="run-0")
-    publish(engine, schema, iter(backfill), as_of=DAY1, run_id="run-0", model_version="m0", top_k=2)
+    write_publication(engine, schema, iter(backfill), as_of=DAY1, run_id="run-0", model_version="m0", top_k=2)
     assert {r[5] for r in _read(engine, schema, view=True)} == {"m2"}
     day1 = [r for r in _read(engine, schema) if r[0].startswith("2026-02-01")]
     assert len(day1) == 2 and {r[5] for r in day1} == {"m0"}
@@ -101,10 +102,10 @@ def test_publish_writes_rows_publication_and_latest_view(out):
 
 def test_republishing_the_same_rows_gives_the_same_table(out):
     engine, schema = out
-    publish(engine, schema, iter(_rows(DAY1, 4, 3, "m1")), as_of=DAY1, run_id="run-1", model_version="m1", top_k=3)
+    write_publication(engine, schema, iter(_rows(DAY1, 4, 3, "m1")), as_of=DAY1, run_id="run-1", model_version="m1", top_k=3)
     before_rows, before_pub = _read(engine, schema), _publications(engine, schema)
     again = _rows(DAY1, 4, 3, "m1", stamp="2026-02-02 04:00:00.000000+00:00")  # a retry an hour later
-    publish(engine, schema, iter(again), as_of=DAY1, run_id="run-1", model_version="m1", top_k=3)
+    write_publication(engine, schema, iter(again), as_of=DAY1, run_id="run-1", model_version="m1", top_k=3)
     after_rows, after_pub = _read(engine, schema), _publications(engine, schema)
     assert [r[:-1] for r in after_rows] == [r[:-1] for r in before_rows]
     assert len(after_rows) == 12
@@ -114,7 +115,7 @@ def test_republishing_the_same_rows_gives_the_same_table(out):
 
 def test_a_publish_killed_midway_leaves_the_previous_publication(out):
     engine, schema = out
-    publish(engine, schema, iter(_rows(DAY1, 5, 2, "m1")), as_of=DAY1, run_id="run-1", model_version="m1", top_k=2)
+    write_publication(engine, schema, iter(_rows(DAY1, 5, 2, "m1")), as_of=DAY1, run_id="run-1", model_version="m1", top_k=2)
     before_rows, before_pub = _read(engine, schema), _publications(engine, schema)
 
     def dying_rows() -> Iterator[tuple]:
@@ -124,19 +125,19 @@ def test_a_publish_killed_midway_leaves_the_previous_publication(out):
             yield row
 
     with pytest.raises(KeyboardInterrupt):
-        publish(engine, schema, dying_rows(), as_of=DAY1, run_id="run-2", model_version="m2", top_k=2, chunk_rows=10)
+        write_publication(engine, schema, dying_rows(), as_of=DAY1, run_id="run-2", model_version="m2", top_k=2, chunk_rows=10)
     assert _read(engine, schema) == before_rows
     assert _publications(engine, schema) == before_pub
     assert _stages(engine, schema) == []
     # The next attempt goes through.
-    publish(engine, schema, iter(_rows(DAY1, 50, 2, "m2", run="run-2")), as_of=DAY1, run_id="run-2", model_version="m2", top_k=2)
+    write_publication(engine, schema, iter(_rows(DAY1, 50, 2, "m2", run="run-2")), as_of=DAY1, run_id="run-2", model_version="m2", top_k=2)
     assert {r[5] for r in _read(engine, schema, view=True)} == {"m2"} and len(_read(engine, schema)) == 100
 
 
 def test_a_reader_sees_the_old_or_the_new_publication_never_a_mix(pg_engine, pg_schema):
     ensure_output_schema(pg_engine, pg_schema)
     old = _rows(DAY1, users=1_000, k=20, model="m1")
-    publish(pg_engine, pg_schema, iter(old), as_of=DAY1, run_id="run-1", model_version="m1", top_k=20)
+    write_publication(pg_engine, pg_schema, iter(old), as_of=DAY1, run_id="run-1", model_version="m1", top_k=20)
     reader = sa.create_engine(pg_engine.url, isolation_level="AUTOCOMMIT")
     seen: list[tuple[int, int, str]] = []
     errors: list[BaseException] = []
@@ -157,7 +158,7 @@ def test_a_reader_sees_the_old_or_the_new_publication_never_a_mix(pg_engine, pg_
     try:
         while not seen:
             time.sleep(0.01)
-        publish(pg_engine, pg_schema, iter(_rows(DAY1, users=10_000, k=20, model="m2", run="run-2")),
+        write_publication(pg_engine, pg_schema, iter(_rows(DAY1, users=10_000, k=20, model="m2", run="run-2")),
                 as_of=DAY1, run_id="run-2", model_version="m2", top_k=20)
     finally:
         stop.set()

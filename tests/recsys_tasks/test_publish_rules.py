@@ -14,19 +14,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from recsys_tasks import cli, warehouse
+from recsys_tasks import cli
 from recsys_tasks.config import PublishConfig, RecsysConfig, WarehouseConfig
-from recsys_tasks.data import ItemVocab, build_sequences
-from recsys_tasks.publish import (
-    exclusions,
-    prepare_rules,
-    publish,
-    publish_similar_items,
-    recommendation_rows,
-    similar_item_rows,
-)
-from recsys_tasks.synth import create_source_tables
-from recsys_tasks.warehouse import ensure_output_schema
+from recsys_tasks.data import warehouse
+from recsys_tasks.data.publication import write_publication, write_similar_items
+from recsys_tasks.data.sequences import ItemVocab, build_sequences
+from recsys_tasks.data.sources import create_source_tables
+from recsys_tasks.data.warehouse import ensure_output_schema
+from recsys_tasks.serving.ranking import exclusions, prepare_rules, recommendation_rows
+from recsys_tasks.serving.similar import similar_item_rows
 
 AS_OF = date(2026, 2, 1)
 ITEMS = ["a", "b", "c", "d", "e", "f", "n1", "g"]  # vocabulary order: index 1..8
@@ -194,7 +190,7 @@ def test_published_lists_hold_k_distinct_unbought_items(out):
     rules = prepare_rules(cfg, vocab=rec.vocab, events=SHOP, items=_items(), as_of=AS_OF, item_vectors=rec.item_vectors())
     rows = recommendation_rows(rec, histories, k=3, exclude=exclusions(histories, ["purchase"]), as_of=AS_OF,
                                run_id="r", model_version="m", titles=TITLES, rules=rules)
-    result = publish(engine, schema, rows, as_of=AS_OF, run_id="r", model_version="m", top_k=3)
+    result = write_publication(engine, schema, rows, as_of=AS_OF, run_id="r", model_version="m", top_k=3)
     assert (result.users, result.rows) == (len(USERS), 3 * len(USERS))
     with engine.connect() as conn:
         per_user = conn.execute(sa.text(
@@ -220,7 +216,7 @@ def test_similar_items_are_n_distinct_neighbours_replaced_atomically(out):
     eligible = np.ones(len(vocab), dtype=bool)
     eligible[vocab.encode(["g"])] = False  # g left the catalogue: neither listed nor suggested
     rows = similar_item_rows(VECTORS, vocab, n=3, as_of=AS_OF, model_version="m1", eligible=eligible, batch_items=3)
-    count, listed = publish_similar_items(engine, schema, rows, as_of=AS_OF)
+    count, listed = write_similar_items(engine, schema, rows, as_of=AS_OF)
     assert (count, listed) == (21, 7)
     first = _similar(engine, schema)
     by_item: dict[str, list[str]] = {}
@@ -235,7 +231,7 @@ def test_similar_items_are_n_distinct_neighbours_replaced_atomically(out):
 
     # A rerun for the same date (another model, another n) replaces the whole set; nothing is left over.
     rows = similar_item_rows(VECTORS, vocab, n=2, as_of=AS_OF, model_version="m2")
-    publish_similar_items(engine, schema, rows, as_of=AS_OF)
+    write_similar_items(engine, schema, rows, as_of=AS_OF)
     second = _similar(engine, schema)
     assert len(second) == 16 and {r[4] for r in second} == {"m2"}
     with engine.connect() as conn:
@@ -246,7 +242,7 @@ def test_similar_items_are_n_distinct_neighbours_replaced_atomically(out):
 def test_a_killed_similar_items_publish_leaves_the_previous_set(out):
     engine, schema = out
     vocab = ItemVocab(ITEMS)
-    publish_similar_items(engine, schema, similar_item_rows(VECTORS, vocab, n=2, as_of=AS_OF, model_version="m1"), as_of=AS_OF)
+    write_similar_items(engine, schema, similar_item_rows(VECTORS, vocab, n=2, as_of=AS_OF, model_version="m1"), as_of=AS_OF)
     before = _similar(engine, schema)
 
     def dying() -> Iterator[tuple]:
@@ -256,7 +252,7 @@ def test_a_killed_similar_items_publish_leaves_the_previous_set(out):
             yield row
 
     with pytest.raises(KeyboardInterrupt):
-        publish_similar_items(engine, schema, dying(), as_of=AS_OF, chunk_rows=2)
+        write_similar_items(engine, schema, dying(), as_of=AS_OF, chunk_rows=2)
     assert _similar(engine, schema) == before
 
 
@@ -278,8 +274,8 @@ def test_reader_role_reads_outputs_but_not_behaviour(pg_engine, pg_schema, tmp_p
             conn.execute(sa.text(f'GRANT SELECT ON "{source}".events TO recsys_reader'))
         assert cli.main(["grant-reader", "--url", url, "--config", str(config)]) == 0  # idempotent
         rows = [(AS_OF.isoformat(), "u1", 1, "a", 1.0, "m", "r", "trending now", "2026-02-01 03:00:00+00:00")]
-        publish(pg_engine, output, iter(rows), as_of=AS_OF, run_id="r", model_version="m", top_k=1)
-        publish_similar_items(pg_engine, output, iter([(AS_OF.isoformat(), "a", 1, "b", 0.9, "m")]), as_of=AS_OF)
+        write_publication(pg_engine, output, iter(rows), as_of=AS_OF, run_id="r", model_version="m", top_k=1)
+        write_similar_items(pg_engine, output, iter([(AS_OF.isoformat(), "a", 1, "b", 0.9, "m")]), as_of=AS_OF)
         with pg_engine.connect() as conn:
             conn.execute(sa.text("SET ROLE recsys_reader"))
             assert conn.execute(sa.text(f'SELECT user_id, item_id FROM "{output}".latest_recommendations')).all() == [("u1", "a")]
@@ -306,7 +302,7 @@ def test_reader_role_name_is_validated():
 
 
 def test_similar_items_examples_run_on_the_embedded_warehouse(sqlite_url):
-    from recsys_tasks import synth
+    from recsys_tasks.data import sources
     from recsys_tasks.sqlfiles import SQL_DIR
 
     engine = warehouse.create_engine(sqlite_url)
@@ -317,9 +313,9 @@ def test_similar_items_examples_run_on_the_embedded_warehouse(sqlite_url):
         items = _items()
         items.loc[items["item_id"] == "a", "item_id"] = "i00007"
         shop.loc[shop["item_id"] == "a", "item_id"] = "i00007"
-        synth.load(engine, shop, items)
+        sources.load(engine, shop, items)
         vocab = ItemVocab(items["item_id"].tolist())
-        publish_similar_items(engine, "recsys", similar_item_rows(VECTORS, vocab, n=3, as_of=AS_OF, model_version="m"), as_of=AS_OF)
+        write_similar_items(engine, "recsys", similar_item_rows(VECTORS, vocab, n=3, as_of=AS_OF, model_version="m"), as_of=AS_OF)
         for_item = cli.run_query(engine, (SQL_DIR / "examples" / "similar_items_for_item.sql").read_text())
         assert "Title B" in for_item[0] and "(3 rows)" in for_item[0]
         shelf = cli.run_query(engine, (SQL_DIR / "examples" / "similar_to_recently_viewed.sql").read_text())
@@ -336,15 +332,15 @@ def test_pipeline_publishes_the_champions_similar_items_and_rules_driven_lists(t
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from recsys_tasks import pipeline
+    from recsys_tasks import stages
     from recsys_tasks.config import ModelConfig
-    from recsys_tasks.recommender import build_model, save_model
+    from recsys_tasks.data.snapshot import EVENTS_SCHEMA, ITEMS_SCHEMA
+    from recsys_tasks.modeling.artifacts import build_model, save_model
     from recsys_tasks.registry import promote, register_model
-    from recsys_tasks.warehouse import EVENTS_SCHEMA, ITEMS_SCHEMA
 
     cfg = RecsysConfig.from_mapping({"artifact_root": str(tmp_path / "artifacts"), "train": {"device": "cpu"},
                                      "publish": {"top_k": 3, "similar_items_n": 2}})
-    ctx = pipeline.RunContext("recsys_retrain", "run-1", datetime(2026, 1, 31, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC),
+    ctx = stages.context.RunContext("recsys_retrain", "run-1", datetime(2026, 1, 31, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC),
                               sqlite_url, cfg)
     model_cfg = ModelConfig(hidden_size=8, num_layers=1, num_heads=2, max_len=8, use_item_text=False)
     vocab = ItemVocab(ITEMS)
@@ -362,12 +358,12 @@ def test_pipeline_publishes_the_champions_similar_items_and_rules_driven_lists(t
     pq.write_table(pa.Table.from_pandas(items[items["item_id"] != "g"], schema=ITEMS_SCHEMA, preserve_index=False),
                    snapshot / "items.parquet")
     try:
-        similar = pipeline.publish_similar_items(ctx, str(snapshot))
+        similar = stages.similar_items.run(ctx, str(snapshot))
         assert similar == {"as_of": "2026-02-01", "model_version": "m1", "items": 7, "rows": 14, "n": 2}
         with ctx.engine.connect() as conn:
             listed = conn.execute(sa.text("SELECT item_id, similar_item_id FROM recsys.latest_similar_items")).all()
         assert {i for i, _ in listed} == set(ITEMS) - {"g"} and all(i != s and s != "g" for i, s in listed)
-        published = pipeline.publish(ctx, str(snapshot))
+        published = stages.publish.run(ctx, str(snapshot))
         assert (published["users"], published["rows"]) == (5, 15)  # users with item events; "searcher" has none
         with ctx.engine.connect() as conn:
             reasons = dict(conn.execute(sa.text(

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from recsys_tasks.data import ItemVocab, SequenceData
-from recsys_tasks.model import SeqRecModel
-from recsys_tasks.recommender import (
-    ModelDirError,
+from recsys_tasks.data.sequences import ItemVocab, SequenceData
+from recsys_tasks.modeling.artifacts import ModelDirError, save_model
+from recsys_tasks.modeling.model import SeqRecModel
+from recsys_tasks.serving.recommender import (
     PopularityRecommender,
     Recommender,
     load_recommender,
-    save_model,
     save_popularity,
 )
 

@@ -16,13 +16,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from recsys_tasks import pipeline, synth
+from recsys_tasks import stages
 from recsys_tasks.config import RecsysConfig, to_dict
-from recsys_tasks.data import ItemVocab
-from recsys_tasks.recommender import build_model, save_model
-from recsys_tasks.refresh import refresh_publication
+from recsys_tasks.data import sources, synth
+from recsys_tasks.data.sequences import ItemVocab
+from recsys_tasks.data.snapshot import extract_interval
+from recsys_tasks.data.warehouse import create_engine, ensure_output_schema
+from recsys_tasks.modeling.artifacts import build_model, save_model
 from recsys_tasks.registry import promote, register_model, store_model
-from recsys_tasks.warehouse import create_engine, ensure_output_schema, extract_interval
+from recsys_tasks.stages.refresh import refresh_publication
 
 AS_OF = datetime(2026, 2, 1, tzinfo=timezone.utc)
 HOUR = (AS_OF + timedelta(hours=12), AS_OF + timedelta(hours=16))  # a 4-hour refresh interval
@@ -38,7 +40,7 @@ def seed_shop_and_champion(engine: sa.Engine, config: RecsysConfig, tmp_path: Pa
     newcomer["user_id"], newcomer["event_id"] = "newcomer", "ev-newcomer"
     newcomer["event_ts"] = pd.Timestamp(HOUR[0] + timedelta(minutes=30))
     events = pd.concat([events, newcomer], ignore_index=True)
-    synth.load(engine, events, catalogue, warehouse=config.warehouse, replace=True)
+    sources.load(engine, events, catalogue, warehouse=config.warehouse, replace=True)
 
     vocab = ItemVocab(sorted(catalogue["item_id"].astype(str)))
     model_cfg = config.model
@@ -54,9 +56,9 @@ def seed_shop_and_champion(engine: sa.Engine, config: RecsysConfig, tmp_path: Pa
         artifact_uri=str(model_dir), checksum=checksum, config=to_dict(config),
     )
     promote(engine, config.warehouse.output_schema, "m-refresh", decision="test seed")
-    ctx = pipeline.RunContext("recsys_retrain", "nightly", AS_OF - timedelta(days=1), AS_OF, engine.url.render_as_string(hide_password=False), config)
+    ctx = stages.context.RunContext("recsys_retrain", "nightly", AS_OF - timedelta(days=1), AS_OF, engine.url.render_as_string(hide_password=False), config)
     snap = extract_interval(engine, config.warehouse, start=ctx.history_start, end=AS_OF, out_dir=tmp_path / "snapshot")
-    pipeline.publish(ctx, str(snap.path))
+    stages.publish.run(ctx, str(snap.path))
     ctx.dispose()
 
 
@@ -190,18 +192,18 @@ def test_refresh_without_publication_skips(pg_database_url, tmp_path):
 def test_run_interval_from_asset_events():
     day = timedelta(days=1)
     explicit = [{"extra": {"interval_start": "2026-01-05T00:00:00+00:00", "interval_end": "2026-01-06T00:00:00Z"}, "timestamp": None}]
-    assert pipeline.run_interval(data_interval_start=None, data_interval_end=None, asset_events=explicit) == (
+    assert stages.context.run_interval(data_interval_start=None, data_interval_end=None, asset_events=explicit) == (
         datetime(2026, 1, 5, tzinfo=timezone.utc), datetime(2026, 1, 6, tzinfo=timezone.utc))
     by_day = [{"extra": {"as_of": "2026-01-07"}, "timestamp": datetime(2026, 1, 9, 3, tzinfo=timezone.utc)}, {"extra": {"as_of": "2026-01-08"}}]
-    assert pipeline.run_interval(data_interval_start=None, data_interval_end=None, asset_events=by_day) == (
+    assert stages.context.run_interval(data_interval_start=None, data_interval_end=None, asset_events=by_day) == (
         datetime(2026, 1, 8, tzinfo=timezone.utc) - day, datetime(2026, 1, 8, tzinfo=timezone.utc))
     stamp = datetime(2026, 1, 9, 3, tzinfo=timezone.utc)
     # Airflow's own interval of an asset-triggered run spans the events' arrival: the event decides.
-    assert pipeline.run_interval(
+    assert stages.context.run_interval(
         data_interval_start=stamp - timedelta(minutes=5), data_interval_end=stamp, asset_events=[{"extra": {}, "timestamp": stamp}]
     ) == (stamp - day, stamp)
     # The as_of param beats everything; without events the data interval is used.
-    assert pipeline.run_interval(data_interval_start=None, data_interval_end=None, as_of="2026-01-03", asset_events=by_day)[1] == datetime(2026, 1, 3, tzinfo=timezone.utc)
-    assert pipeline.run_interval(data_interval_start=stamp - day, data_interval_end=stamp) == (stamp - day, stamp)
+    assert stages.context.run_interval(data_interval_start=None, data_interval_end=None, as_of="2026-01-03", asset_events=by_day)[1] == datetime(2026, 1, 3, tzinfo=timezone.utc)
+    assert stages.context.run_interval(data_interval_start=stamp - day, data_interval_end=stamp) == (stamp - day, stamp)
     with pytest.raises(ValueError, match="not an ISO timestamp"):
-        pipeline.run_interval(data_interval_start=None, data_interval_end=None, asset_events=[{"extra": {"interval_start": "x", "interval_end": "y"}}])
+        stages.context.run_interval(data_interval_start=None, data_interval_end=None, asset_events=[{"extra": {"interval_start": "x", "interval_end": "y"}}])

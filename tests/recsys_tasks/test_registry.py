@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from recsys_tasks import registry, warehouse
+from recsys_tasks import registry
+from recsys_tasks.data import warehouse
+from recsys_tasks.data.warehouse import ensure_output_schema
 from recsys_tasks.registry import RegistryError
-from recsys_tasks.warehouse import ensure_output_schema
 
 
 @pytest.fixture

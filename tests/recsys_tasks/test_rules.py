@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from recsys_tasks import rules as R
+from recsys_tasks.serving import rules as R
 
 VIEW, CLICK, CART, BUY = 1, 2, 3, 4
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
-import psycopg
 import pandas as pd
+import psycopg
 import pytest
 import sqlalchemy as sa
 
-from recsys_tasks import synth
 from recsys_tasks.config import EVENT_TYPES, WarehouseConfig
-from recsys_tasks.data import EVENT_COLUMNS, ITEM_COLUMNS
+from recsys_tasks.data import sources, synth
+from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
 from recsys_tasks.sqlfiles import quote_identifier
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -187,7 +187,7 @@ def _read(engine: sa.Engine, table: str, order: str) -> pd.DataFrame:
 def test_load_postgresql_round_trips_rows_exactly(frames, pg_engine, pg_schema):
     events, items = _with_nasty_row(*frames)
     warehouse = WarehouseConfig(source_schema=pg_schema)
-    assert synth.load(pg_engine, events, items, warehouse=warehouse) == len(events)
+    assert sources.load(pg_engine, events, items, warehouse=warehouse) == len(events)
 
     got_items = _read(pg_engine, quote_identifier(f"{pg_schema}.items"), "item_id")
     got_events = _read(pg_engine, quote_identifier(f"{pg_schema}.events"), "event_id")
@@ -215,7 +215,7 @@ def test_load_postgresql_with_mapped_column_names(frames, pg_engine, pg_schema):
         event_columns={"event_ts": "occurred_at", "user_id": "customer"},
         item_columns={"title": "name"},
     )
-    synth.load(pg_engine, events, items, warehouse=warehouse)
+    sources.load(pg_engine, events, items, warehouse=warehouse)
     with pg_engine.connect() as conn:
         row = conn.execute(
             sa.text(f'SELECT min("occurred_at"), count(DISTINCT "customer") FROM "{pg_schema}"."clickstream"')
@@ -230,20 +230,20 @@ def test_load_replace_is_idempotent_and_without_replace_appends(frames, pg_engin
     events, items = frames
     warehouse = WarehouseConfig(source_schema=pg_schema)
     for _ in range(2):
-        synth.load(pg_engine, events, items, warehouse=warehouse, replace=True)
+        sources.load(pg_engine, events, items, warehouse=warehouse, replace=True)
         assert _counts(pg_engine, f'"{pg_schema}".') == (len(events), len(items))
     # the warehouse does not deduplicate: a double load of events is possible (validation catches it)
-    synth.load(pg_engine, events, items.iloc[:0], warehouse=warehouse)
+    sources.load(pg_engine, events, items.iloc[:0], warehouse=warehouse)
     assert _counts(pg_engine, f'"{pg_schema}".') == (2 * len(events), len(items))
 
 
 def test_failed_load_leaves_the_tables_as_they_were(frames, pg_engine, pg_schema):
     events, items = frames
     warehouse = WarehouseConfig(source_schema=pg_schema)
-    synth.load(pg_engine, events, items, warehouse=warehouse)
+    sources.load(pg_engine, events, items, warehouse=warehouse)
     duplicate_items = pd.concat([items, items.iloc[:1]])  # violates the items primary key
     with pytest.raises(psycopg.errors.UniqueViolation):
-        synth.load(pg_engine, events, duplicate_items, warehouse=warehouse, replace=True)
+        sources.load(pg_engine, events, duplicate_items, warehouse=warehouse, replace=True)
     assert _counts(pg_engine, f'"{pg_schema}".') == (len(events), len(items))
 
 
@@ -252,7 +252,7 @@ def test_load_sqlite_round_trips(frames, sqlite_url):
     engine = sa.create_engine(sqlite_url)
     try:
         for _ in range(2):
-            synth.load(engine, events, items, replace=True)
+            sources.load(engine, events, items, replace=True)
             assert _counts(engine, "") == (len(events), len(items))
         got = _read(engine, "events", "event_ts, event_id")
         got_items = _read(engine, "items", "item_id")
@@ -271,13 +271,13 @@ def test_load_sqlite_round_trips(frames, sqlite_url):
 def test_load_rejects_frames_without_canonical_columns(frames, sqlite_url):
     events, items = frames
     engine = sa.create_engine(sqlite_url)
-    with pytest.raises(synth.SynthDataError, match="event_ts"):
-        synth.load(engine, events.drop(columns=["event_ts"]), items)
+    with pytest.raises(sources.SynthDataError, match="event_ts"):
+        sources.load(engine, events.drop(columns=["event_ts"]), items)
     engine.dispose()
 
 
 def test_cli_loads_a_demo_warehouse(sqlite_url, caplog):
-    caplog.set_level("INFO", logger="recsys_tasks.synth")
+    caplog.set_level("INFO", logger="recsys_tasks.data")
     assert synth.main(["--url", sqlite_url, "--users", "20", "--items", "40", "--days", "3", "--replace"]) == 0
     engine = sa.create_engine(sqlite_url)
     n_events, n_items = _counts(engine, "")

@@ -7,8 +7,8 @@ import socket
 import numpy as np
 import pytest
 
-import recsys_tasks.text as text_mod
-from recsys_tasks.text import encode_item_texts, fit_text_projection, item_text, pca_projection
+import recsys_tasks.modeling.text as text_mod
+from recsys_tasks.modeling.text import encode_item_texts, fit_text_projection, item_text, pca_projection
 
 
 @pytest.fixture

@@ -10,10 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import recsys_tasks.train as train_mod
-from recsys_tasks.data import ItemVocab
-from recsys_tasks.recommender import load_network, load_recommender
-from recsys_tasks.train import TrainError, grow_model, train_model, training_windows
+import recsys_tasks.modeling.training as train_mod
+from recsys_tasks.data.sequences import ItemVocab
+from recsys_tasks.modeling.artifacts import load_network
+from recsys_tasks.modeling.training import TrainError, grow_model, train_model, training_windows
+from recsys_tasks.serving.recommender import load_recommender
 
 
 def test_training_windows_by_hand():
@@ -145,7 +146,7 @@ def test_warm_start_rejects_a_vocabulary_that_reorders_old_items(
 
 
 def test_replay_keeps_every_latest_window_and_a_share_of_older_ones(tiny_model_cfg):
-    from recsys_tasks.data import SequenceData
+    from recsys_tasks.data.sequences import SequenceData
 
     items = [np.arange(1, 31), np.arange(1, 4)]
     kinds = [np.ones_like(s) for s in items]

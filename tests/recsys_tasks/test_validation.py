@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from recsys_tasks.config import ValidationConfig
-from recsys_tasks.data import EVENT_COLUMNS, ITEM_COLUMNS
+from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
 from recsys_tasks.validation import (
     EVENT_DTYPES,
     ITEM_DTYPES,

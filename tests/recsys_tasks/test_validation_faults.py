@@ -4,7 +4,7 @@ One clean run (as-of 2026-01-31) goes through every stage against PostgreSQL and
 champion, recommendations and publications are snapshotted. Then each fault of the issue "Data
 validation with Great Expectations that stops bad data and says why" is injected into a fresh copy
 of the warehouse for the *next* interval (as-of 2026-02-01, i.e. the events of 2026-01-31), and the
-real stage functions the DAG tasks call (``pipeline.extract`` then ``pipeline.validate``) are run
+real stage functions the DAG tasks call (``stages.extract.run`` then ``stages.validate.run``) are run
 against the shared output schema. Each must stop with a message that names the problem, leave the
 published outputs byte-for-byte as they were, and (for validation faults) record the failed
 expectation in ``validation_results``.
@@ -24,10 +24,12 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from recsys_tasks import pipeline, synth
+from recsys_tasks import stages
 from recsys_tasks.config import RecsysConfig, WarehouseConfig
+from recsys_tasks.data import sources, synth
+from recsys_tasks.data.snapshot import EVENTS_SCHEMA, read_snapshot
+from recsys_tasks.data.warehouse import WarehouseError
 from recsys_tasks.validation import DataValidationError
-from recsys_tasks.warehouse import EVENTS_SCHEMA, WarehouseError, read_snapshot
 
 DAG_ID = "recsys_retrain"
 UTC = timezone.utc
@@ -63,7 +65,7 @@ def _rows_as_text(engine: sa.Engine, schema: str) -> dict[str, list[str]]:
 
 def _context(shop_config: RecsysConfig, url: str, run_id: str, start: datetime, end: datetime, **overrides):
     cfg = shop_config.with_overrides(overrides) if overrides else shop_config
-    return pipeline.make_context(
+    return stages.context.make_context(
         dag_id=DAG_ID, run_id=run_id, interval_start=start, interval_end=end, warehouse_url=url, config=cfg
     )
 
@@ -118,17 +120,17 @@ def shop(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     ctx = _context(config, pg_database_url, "scheduled__2026-01-31T00:00:00+00:00", CLEAN_START, CLEAN_END)
     try:
-        synth.load(engine, events, items, warehouse=config.warehouse)
-        extracted = pipeline.extract(ctx)
-        validated = pipeline.validate(ctx, extracted["snapshot"])
-        trained = pipeline.train(ctx, validated["snapshot"])
-        evaluated = pipeline.evaluate(
+        sources.load(engine, events, items, warehouse=config.warehouse)
+        extracted = stages.extract.run(ctx)
+        validated = stages.validate.run(ctx, extracted["snapshot"])
+        trained = stages.train.run(ctx, validated["snapshot"])
+        evaluated = stages.evaluate.run(
             ctx, validated["snapshot"], trained["model_version"], force_promote=True
         )
         decision = evaluated["decision"]
         assert decision["outcome"] == "promote", decision
-        pipeline.promote(ctx, decision)
-        pipeline.publish(ctx, validated["snapshot"])
+        stages.promote.run(ctx, decision)
+        stages.publish.run(ctx, validated["snapshot"])
         yield Shop(
             url=pg_database_url,
             engine=engine,
@@ -152,7 +154,7 @@ def warehouse(shop: Shop) -> Iterator[str]:
     with shop.engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     try:
-        synth.load(shop.engine, shop.events, shop.items, warehouse=WarehouseConfig(source_schema=schema))
+        sources.load(shop.engine, shop.events, shop.items, warehouse=WarehouseConfig(source_schema=schema))
         yield schema
     finally:
         _drop_schemas(shop.url, schema)
@@ -312,9 +314,9 @@ def test_validation_fault_stops_the_run_and_changes_nothing(shop: Shop, warehous
     run_id = f"manual__fault_{name}"
     ctx = _context(shop.config, shop.url, run_id, DAY, END, **{"warehouse.source_schema": warehouse})
     try:
-        extracted = pipeline.extract(ctx)
+        extracted = stages.extract.run(ctx)
         with pytest.raises(DataValidationError) as caught:
-            pipeline.validate(ctx, extracted["snapshot"])
+            stages.validate.run(ctx, extracted["snapshot"])
     finally:
         ctx.dispose()
 
@@ -342,7 +344,7 @@ def test_clean_next_interval_passes(shop: Shop, warehouse: str):
         shop.config, shop.url, "manual__control", DAY, END, **{"warehouse.source_schema": warehouse}
     )
     try:
-        result = pipeline.validate(ctx, pipeline.extract(ctx)["snapshot"])
+        result = stages.validate.run(ctx, stages.extract.run(ctx)["snapshot"])
     finally:
         ctx.dispose()
     assert result["warnings"] == [] and result["interval_events"] == _interval_count(shop, warehouse)
@@ -386,7 +388,7 @@ def test_extraction_fault_stops_the_run_naming_table_and_column(shop: Shop, ware
     ctx = _context(shop.config, shop.url, run_id, DAY, END, **{"warehouse.source_schema": warehouse})
     try:
         with pytest.raises(WarehouseError) as caught:
-            pipeline.extract(ctx)
+            stages.extract.run(ctx)
     finally:
         ctx.dispose()
     message = str(caught.value)
@@ -426,7 +428,7 @@ def test_future_timestamps_are_not_extracted_and_are_blocked_if_a_snapshot_holds
     run_id = "manual__fault_future_timestamps"
     ctx = _context(shop.config, shop.url, run_id, DAY, END, **{"warehouse.source_schema": warehouse})
     try:
-        snapshot = Path(pipeline.extract(ctx)["snapshot"])
+        snapshot = Path(stages.extract.run(ctx)["snapshot"])
         events, _ = read_snapshot(snapshot)
         assert (
             events["event_ts"].max() < pd.Timestamp(END)
@@ -442,7 +444,7 @@ def test_future_timestamps_are_not_extracted_and_are_blocked_if_a_snapshot_holds
             snapshot / "events.parquet",
         )
         with pytest.raises(DataValidationError) as caught:
-            pipeline.validate(ctx, str(snapshot))
+            stages.validate.run(ctx, str(snapshot))
     finally:
         ctx.dispose()
     message = str(caught.value)
@@ -483,13 +485,13 @@ def test_sql_metacharacters_in_text_pass_and_round_trip(shop: Shop, warehouse: s
     events.loc[searches, "session_id"] = list(HOSTILE)
     with shop.engine.begin() as conn:
         conn.execute(sa.text(f'DROP TABLE "{warehouse}".events, "{warehouse}".items'))
-    synth.load(shop.engine, events, items, warehouse=WarehouseConfig(source_schema=warehouse))
+    sources.load(shop.engine, events, items, warehouse=WarehouseConfig(source_schema=warehouse))
 
     ctx = _context(
         shop.config, shop.url, "manual__hostile_text", DAY, END, **{"warehouse.source_schema": warehouse}
     )
     try:
-        result = pipeline.validate(ctx, pipeline.extract(ctx)["snapshot"])
+        result = stages.validate.run(ctx, stages.extract.run(ctx)["snapshot"])
     finally:
         ctx.dispose()
     assert result["warnings"] == []
@@ -523,7 +525,7 @@ def test_invalid_utf8_on_sqlite_stops_extraction_naming_table_and_column(
     engine = sa.create_engine(sqlite_url)
     try:
         day_events = shop.events[shop.events["event_ts"] >= pd.Timestamp(DAY) - pd.Timedelta(days=2)]
-        synth.load(engine, day_events, shop.items, warehouse=config.warehouse)
+        sources.load(engine, day_events, shop.items, warehouse=config.warehouse)
         key = "event_type = 'search' AND event_ts >= '2026-01-31'" if table == "events" else "1 = 1"
         with engine.begin() as conn:
             rowid = conn.execute(sa.text(f"SELECT min(rowid) FROM {table} WHERE {key}")).scalar_one()
@@ -536,7 +538,7 @@ def test_invalid_utf8_on_sqlite_stops_extraction_naming_table_and_column(
     ctx = _context(config, sqlite_url, "manual__invalid_utf8", DAY, END)
     try:
         with pytest.raises(WarehouseError) as caught:
-            pipeline.extract(ctx)
+            stages.extract.run(ctx)
     finally:
         ctx.dispose()
     message = str(caught.value)

@@ -13,16 +13,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from recsys_tasks import synth, warehouse
 from recsys_tasks.config import WarehouseConfig
-from recsys_tasks.data import EVENT_COLUMNS, ITEM_COLUMNS
-from recsys_tasks.warehouse import (
-    WarehouseError,
-    ensure_output_schema,
-    extract_interval,
-    read_snapshot,
-    url_from_connection,
-)
+from recsys_tasks.data import sources, warehouse
+from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
+from recsys_tasks.data.snapshot import extract_interval, read_snapshot
+from recsys_tasks.data.warehouse import WarehouseError, ensure_output_schema, url_from_connection
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 END = datetime(2026, 3, 2, tzinfo=UTC)
@@ -86,7 +81,7 @@ def _check_snapshot(snapshot: warehouse.Snapshot) -> None:
 @pytest.mark.parametrize("chunk_rows", [50_000, 3])
 def test_extract_reads_exactly_the_interval_on_postgres(pg_engine, pg_schema, tmp_path, chunk_rows):
     cfg = WarehouseConfig(source_schema=pg_schema, chunk_rows=chunk_rows)
-    synth.load(pg_engine, _events(), _items(), warehouse=cfg)
+    sources.load(pg_engine, _events(), _items(), warehouse=cfg)
     snapshot = extract_interval(pg_engine, cfg, start=START, end=END, out_dir=tmp_path / "snap")
     _check_snapshot(snapshot)
     # Rerunning overwrites the same files with the same content and leaves no partial file.
@@ -97,7 +92,7 @@ def test_extract_reads_exactly_the_interval_on_postgres(pg_engine, pg_schema, tm
 
 def test_extract_of_an_empty_interval_writes_empty_files(pg_engine, pg_schema, tmp_path):
     cfg = WarehouseConfig(source_schema=pg_schema)
-    synth.load(pg_engine, _events(), _items(), warehouse=cfg)
+    sources.load(pg_engine, _events(), _items(), warehouse=cfg)
     snapshot = extract_interval(pg_engine, cfg, start=END + timedelta(days=5), end=END + timedelta(days=6), out_dir=tmp_path)
     events, _ = read_snapshot(snapshot.path)
     assert snapshot.events == 0 and len(events) == 0 and tuple(events.columns) == EVENT_COLUMNS
@@ -112,7 +107,7 @@ def test_extract_through_a_column_mapping(pg_engine, pg_schema, tmp_path):
         item_columns={"item_id": "sku", "title": "name", "created_at": "listed_at"},
         chunk_rows=2,
     )
-    synth.load(pg_engine, _events(), _items(), warehouse=cfg)
+    sources.load(pg_engine, _events(), _items(), warehouse=cfg)
     inspector = sa.inspect(pg_engine)
     # The warehouse really has the user's names, not ours.
     assert {c["name"] for c in inspector.get_columns("clickstream", schema=pg_schema)} == {
@@ -130,7 +125,7 @@ def _engine_with_password(url: str) -> sa.Engine:
 
 def test_missing_table_names_table_and_connection_without_password(pg_database_url, pg_engine, pg_schema, tmp_path):
     cfg = WarehouseConfig(source_schema=pg_schema)
-    synth.create_source_tables(pg_engine, warehouse=cfg)
+    sources.create_source_tables(pg_engine, warehouse=cfg)
     engine = _engine_with_password(pg_database_url)
     try:
         with pytest.raises(WarehouseError) as err:
@@ -147,7 +142,7 @@ def test_missing_table_names_table_and_connection_without_password(pg_database_u
 
 def test_missing_column_names_table_column_and_connection(pg_database_url, pg_engine, pg_schema, tmp_path):
     cfg = WarehouseConfig(source_schema=pg_schema)
-    synth.create_source_tables(pg_engine, warehouse=cfg)
+    sources.create_source_tables(pg_engine, warehouse=cfg)
     with pg_engine.begin() as conn:
         conn.execute(sa.text(f'ALTER TABLE "{pg_schema}".events DROP COLUMN session_id'))
     engine = _engine_with_password(pg_database_url)
@@ -213,7 +208,7 @@ def test_extract_reads_exactly_the_interval_on_sqlite(sqlite_url, tmp_path, chun
     engine = warehouse.create_engine(sqlite_url)
     try:
         cfg = WarehouseConfig(chunk_rows=chunk_rows)
-        synth.load(engine, _events(), _items(), warehouse=cfg)
+        sources.load(engine, _events(), _items(), warehouse=cfg)
         _check_snapshot(extract_interval(engine, cfg, start=START, end=END, out_dir=tmp_path / "snap"))
         # The same instants written in another time zone (SQLite compares text: they must be UTC-normalised).
         plus2 = timezone(timedelta(hours=2))

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from recsys_tasks.data import EVENT_TYPE_IDS
+from recsys_tasks.data.sequences import EVENT_TYPE_IDS
 
 #: Event type ids that count as "looked at" for demotion: views and clicks (not carts or purchases).
 LOOK_EVENT_TYPES: tuple[int, ...] = (EVENT_TYPE_IDS["view"], EVENT_TYPE_IDS["click"])

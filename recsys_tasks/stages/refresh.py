@@ -25,8 +25,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from recsys_tasks.config import RecsysConfig
-from recsys_tasks.data import EVENT_COLUMNS, ITEM_COLUMNS
+from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
 from recsys_tasks.sqlfiles import load_sql, split_statements
+from recsys_tasks.stages.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ def read_active_histories(
     engine: sa.Engine, config: RecsysConfig, *, history_start: datetime, since: datetime, end: datetime
 ) -> pd.DataFrame:
     """Canonical events in ``[history_start, end)`` of the users with an item event in ``[since, end)``."""
-    from recsys_tasks.warehouse import EVENTS_SCHEMA, bind_timestamp, check_source_tables, table_ref, to_arrow
+    from recsys_tasks.data.snapshot import EVENTS_SCHEMA, to_arrow
+    from recsys_tasks.data.warehouse import bind_timestamp, check_source_tables, table_ref
 
     cfg = config.warehouse
     check_source_tables(engine, cfg)
@@ -76,7 +78,8 @@ def read_active_histories(
 
 def read_catalogue(engine: sa.Engine, config: RecsysConfig, end: datetime) -> pd.DataFrame:
     """The canonical item catalogue as known at ``end``."""
-    from recsys_tasks.warehouse import ITEMS_SCHEMA, bind_timestamp, table_ref, to_arrow
+    from recsys_tasks.data.snapshot import ITEMS_SCHEMA, to_arrow
+    from recsys_tasks.data.warehouse import bind_timestamp, table_ref
 
     cfg = config.warehouse
     sql = load_sql(
@@ -99,10 +102,10 @@ def refresh_publication(
     run_id: str,
 ) -> RefreshResult:
     """Re-score the users with item events in ``[start, end)`` into the latest publication."""
-    from recsys_tasks.publish import champion_rows
-    from recsys_tasks.recommender import load_recommender
+    from recsys_tasks.data.warehouse import ensure_output_schema
     from recsys_tasks.registry import get_champion
-    from recsys_tasks.warehouse import ensure_output_schema
+    from recsys_tasks.serving.ranking import champion_rows
+    from recsys_tasks.serving.recommender import load_recommender
 
     started = time.monotonic()
     start, end = (t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in (start, end))
@@ -190,7 +193,7 @@ def _replace_rows(
                     n_rows += 1
                     users.add(row[1])
         else:
-            from recsys_tasks.publish import ROW_COLUMNS, portable_params
+            from recsys_tasks.data.publication import ROW_COLUMNS, portable_params
 
             insert = sa.text(load_sql("insert_refresh_stage"))
             batch: list[dict[str, Any]] = []
@@ -213,3 +216,11 @@ def _replace_rows(
         if dialect != "postgresql":
             conn.exec_driver_sql(load_sql("drop_refresh_stage", dialect=dialect))
     return n_rows, len(users), int(old.n_rows), int(old.n_users)
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Re-score users with events in the run's interval into the latest publication (no training)."""
+    from recsys_tasks.stages.refresh import refresh_publication
+
+    return refresh_publication(ctx.engine, ctx.config, start=ctx.interval_start, end=ctx.interval_end, run_id=ctx.run_id).to_dict()
+

@@ -31,12 +31,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from recsys_tasks.baselines import popularity_counts
 from recsys_tasks.config import ModelConfig, TrainConfig, to_dict
-from recsys_tasks.data import ItemVocab, SequenceData
-from recsys_tasks.metrics import metrics_from_ranks, rank_of_targets
-from recsys_tasks.model import time_gap_buckets
-from recsys_tasks.recommender import build_model, load_network, resolve_device, save_model
+from recsys_tasks.data.sequences import ItemVocab, SequenceData
+from recsys_tasks.modeling.artifacts import build_model, load_network, resolve_device, save_model
+from recsys_tasks.modeling.baselines import popularity_counts
+from recsys_tasks.modeling.metrics import metrics_from_ranks, rank_of_targets
+from recsys_tasks.modeling.model import time_gap_buckets
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def grow_model(
     if added and item_text and old.cfg.use_item_text:
         vectors = _text_rows(vocab, item_text, old.cfg.text_encoder, text_cache_dir)
         if vectors is not None:
-            from recsys_tasks.text import fit_text_projection
+            from recsys_tasks.modeling.text import fit_text_projection
 
             have, vecs = vectors
             old_rows = have[have < n_old]
@@ -222,7 +222,7 @@ def _text_rows(
     vocab: ItemVocab, item_text: Mapping[str, str], encoder: str, cache_dir: Path | None
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(indices, text vectors) for the vocabulary items that have a text."""
-    from recsys_tasks.text import encode_item_texts
+    from recsys_tasks.modeling.text import encode_item_texts
 
     texts = {i + 1: item_text[item] for i, item in enumerate(vocab.item_ids) if item in item_text}
     if not texts:
@@ -236,7 +236,7 @@ def _init_from_text(
     model: nn.Module, vocab: ItemVocab, item_text: Mapping[str, str], cache_dir: Path | None
 ) -> None:
     """Fresh item rows from the principal components of their text vectors (scaled like random init)."""
-    from recsys_tasks.text import pca_projection
+    from recsys_tasks.modeling.text import pca_projection
 
     found = _text_rows(vocab, item_text, model.cfg.text_encoder, cache_dir)
     if found is None:

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsys_tasks.config import ModelConfig
-from recsys_tasks.data import SequenceData
-from recsys_tasks.model import TiedItemOutput
+from recsys_tasks.data.sequences import SequenceData
+from recsys_tasks.modeling.model import TiedItemOutput
 
 
 class GRURecModel(TiedItemOutput, nn.Module):

@@ -20,10 +20,10 @@ import pandas as pd
 import sqlalchemy as sa
 
 from recsys_tasks.config import EvaluationConfig
-from recsys_tasks.data import TemporalSplit, build_sequences, item_events
-from recsys_tasks.metrics import coverage, ranking_metrics
-from recsys_tasks.publish import Recommender
+from recsys_tasks.data.sequences import TemporalSplit, build_sequences, item_events
+from recsys_tasks.modeling.metrics import coverage, ranking_metrics
 from recsys_tasks.registry import ModelRecord, iso
+from recsys_tasks.serving.ranking import Recommender
 from recsys_tasks.sqlfiles import load_sql
 
 log = logging.getLogger(__name__)

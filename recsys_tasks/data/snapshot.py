@@ -1,0 +1,188 @@
+"""A run's snapshot: the interval's events and the catalogue, streamed from the warehouse into Parquet."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from recsys_tasks.config import WarehouseConfig
+from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
+from recsys_tasks.data.warehouse import (
+    WarehouseError,
+    bind_timestamp,
+    check_source_tables,
+    describe,
+    table_ref,
+)
+from recsys_tasks.sqlfiles import load_sql
+
+log = logging.getLogger(__name__)
+
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("event_type", pa.string()),
+        ("event_ts", pa.timestamp("us", tz="UTC")),
+        ("value", pa.float64()),
+        ("query", pa.string()),
+        ("session_id", pa.string()),
+    ]
+)
+ITEMS_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("title", pa.string()),
+        ("category", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Where one run's extracted data lives and how much of it there is."""
+
+    path: Path
+    events: int
+    items: int
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.parquet"
+
+    @property
+    def items_path(self) -> Path:
+        return self.path / "items.parquet"
+
+
+def extract_interval(
+    engine: sa.Engine,
+    cfg: WarehouseConfig,
+    *,
+    start: datetime,
+    end: datetime,
+    out_dir: Path,
+) -> Snapshot:
+    """Stream the events of ``[start, end)`` and the catalogue into Parquet files under ``out_dir``.
+
+    Rows are fetched in chunks of ``cfg.chunk_rows`` with a server-side cursor and written as they
+    arrive, so memory is bounded by the chunk size. Rerunning overwrites the same files.
+    """
+    check_source_tables(engine, cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dialect = engine.dialect.name
+    events_sql = load_sql(
+        "select_events",
+        dialect=dialect,
+        events=table_ref(cfg.source_schema, cfg.events_table),
+        **{c: cfg.event_column(c) for c in EVENT_COLUMNS},
+    )
+    items_sql = load_sql(
+        "select_items",
+        dialect=dialect,
+        items=table_ref(cfg.source_schema, cfg.items_table),
+        **{c: cfg.item_column(c) for c in ITEM_COLUMNS},
+    )
+    params = {"start": bind_timestamp(engine, start), "end": bind_timestamp(engine, end)}
+    snapshot = Snapshot(out_dir, 0, 0)
+    n_events = _stream_to_parquet(
+        engine, events_sql, params, snapshot.events_path, EVENTS_SCHEMA, cfg, label="events",
+        table=table_ref(cfg.source_schema, cfg.events_table),
+    )
+    n_items = _stream_to_parquet(
+        engine, items_sql, {"end": params["end"]}, snapshot.items_path, ITEMS_SCHEMA, cfg, label="items",
+        table=table_ref(cfg.source_schema, cfg.items_table),
+    )
+    return Snapshot(out_dir, n_events, n_items)
+
+
+def _stream_to_parquet(
+    engine: sa.Engine,
+    sql: str,
+    params: Mapping[str, Any],
+    path: Path,
+    schema: pa.Schema,
+    cfg: WarehouseConfig,
+    *,
+    label: str,
+    table: str,
+) -> int:
+    tmp = path.with_suffix(".parquet.partial")
+    total, started, last_log = 0, time.monotonic(), 0.0
+    columns = schema.names
+    try:
+        with engine.connect() as conn, pq.ParquetWriter(tmp, schema) as writer:
+            result = conn.execution_options(stream_results=True, yield_per=cfg.chunk_rows).execute(
+                sa.text(sql), dict(params)
+            )
+            for rows in result.partitions(cfg.chunk_rows):
+                frame = pd.DataFrame.from_records(rows, columns=columns)
+                writer.write_table(to_arrow(frame, schema, label=label))
+                total += len(frame)
+                if time.monotonic() - last_log > 10:
+                    last_log = time.monotonic()
+                    log.info("extracting %s: %d rows so far (%.0f rows/s)", label, total, total / (last_log - started))
+            if total == 0:
+                writer.write_table(schema.empty_table())
+    except sa.exc.DBAPIError as exc:
+        tmp.unlink(missing_ok=True)
+        raise WarehouseError(
+            f"reading {label} from {describe(engine)} failed (table {table}): "
+            f"{str(exc.orig).strip().rstrip('.')}. "
+            "Check that the mapped columns have the contract's types and hold valid UTF-8 text (see README, "
+            "'Warehouse contract')."
+        ) from exc
+    tmp.replace(path)
+    log.info("extracted %d %s in %.1fs into %s", total, label, time.monotonic() - started, path)
+    return total
+
+
+def to_arrow(frame: pd.DataFrame, schema: pa.Schema, *, label: str) -> pa.Table:
+    """Normalise a raw result chunk to the canonical Arrow schema, naming any column that cannot convert."""
+    converted = {}
+    for field in schema:
+        col = frame[field.name]
+        try:
+            if pa.types.is_timestamp(field.type):
+                converted[field.name] = pd.to_datetime(col, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+            elif pa.types.is_floating(field.type):
+                converted[field.name] = pd.to_numeric(col).astype("float64")
+            else:
+                converted[field.name] = col.map(_as_text, na_action="ignore").astype("string")
+        except (ValueError, TypeError) as exc:
+            sample = col.dropna().head(3).tolist()
+            raise WarehouseError(
+                f"{label} column {field.name!r} cannot be read as {field.type} (sample values {sample!r}): {exc}. "
+                "Fix the column type in the warehouse or expose a view that casts it."
+            ) from exc
+    return pa.Table.from_pandas(pd.DataFrame(converted), schema=schema, preserve_index=False)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def read_snapshot(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The events and items frames of a snapshot directory."""
+    events = pq.read_table(Path(path) / "events.parquet").to_pandas()
+    items = pq.read_table(Path(path) / "items.parquet").to_pandas()
+    for frame in (events, items):
+        for col in frame.columns:
+            if frame[col].dtype == object:
+                frame[col] = frame[col].astype("string")
+    return events, items

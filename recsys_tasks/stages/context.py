@@ -1,0 +1,181 @@
+"""What a run is about: its data interval, as-of date, cutoff, artifact directory and warehouse.
+
+Run layout (``<artifact_root>/<dag_id>/<as_of>/<run_id>/``)::
+
+    snapshot/events.parquet, items.parquet   raw extract of [history_start, interval_end)
+    clean/events.parquet, items.parquet      after counted, documented cleaning
+    data_docs/                               Great Expectations Data Docs of this run
+    train/                                   the challenger being trained (checkpoints)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from recsys_tasks.config import RecsysConfig
+
+
+class NothingToPublish(RuntimeError):
+    """There is no champion yet, so no recommendations can be published."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a run is about: its interval, its warehouse and its configuration."""
+
+    dag_id: str
+    run_id: str
+    interval_start: datetime
+    interval_end: datetime
+    warehouse_url: str
+    config: RecsysConfig = field(default_factory=RecsysConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("interval_start", "interval_end"):
+            value = getattr(self, name)
+            if value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=timezone.utc))
+        if not self.interval_start < self.interval_end:
+            raise ValueError(f"data interval [{self.interval_start}, {self.interval_end}) is empty")
+
+    @property
+    def as_of(self) -> date:
+        """The day the run is about: the (UTC) date of the end of its data interval."""
+        return self.interval_end.astimezone(timezone.utc).date()
+
+    @property
+    def history_start(self) -> datetime:
+        return self.interval_start - timedelta(days=self.config.window.history_days)
+
+    @property
+    def cutoff(self) -> datetime:
+        """Training sees only events before this instant; the holdout starts here."""
+        span = self.interval_end - self.interval_start
+        return self.interval_start + span * self.config.window.cutoff_fraction
+
+    @property
+    def schema(self) -> str:
+        return self.config.warehouse.output_schema
+
+    @property
+    def artifact_root(self) -> Path:
+        """Absolute, so paths handed between tasks (and to Great Expectations) never depend on a cwd."""
+        return Path(self.config.artifact_root).expanduser().resolve()
+
+    @property
+    def run_dir(self) -> Path:
+        safe_run = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id)
+        return self.artifact_root / self.dag_id / self.as_of.isoformat() / safe_run
+
+    @cached_property
+    def engine(self) -> sa.Engine:
+        from recsys_tasks.data.warehouse import create_engine
+
+        return create_engine(self.warehouse_url, output_schema=self.schema)
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def make_context(
+    *,
+    dag_id: str,
+    run_id: str,
+    interval_start: datetime,
+    interval_end: datetime,
+    warehouse_url: str,
+    overrides: Mapping[str, Any] | None = None,
+    config: RecsysConfig | None = None,
+) -> RunContext:
+    """A context with ``$RECSYS_CONFIG`` (or defaults) plus the run's overrides applied."""
+    cfg = config or RecsysConfig.from_env()
+    if overrides:
+        cfg = cfg.with_overrides({k: v for k, v in overrides.items() if v is not None})
+    return RunContext(dag_id, run_id, interval_start, interval_end, warehouse_url, cfg)
+
+
+def resolve_interval(
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    as_of: str | None = None,
+    fallback: datetime | None = None,
+    length: timedelta = timedelta(days=1),
+) -> tuple[datetime, datetime]:
+    """The ``[start, end)`` a run processes.
+
+    Precedence: an explicit ``as_of`` date (``YYYY-MM-DD``, from the trigger form) gives
+    ``[as_of - length, as_of)``; else Airflow's data interval when it is not empty; else the interval
+    of ``length`` ending at ``end`` (or ``fallback``: the logical date or the asset event's time) for
+    runs whose timetable gives a point instead of an interval. Never "now".
+    """
+    if as_of:
+        try:
+            day = date.fromisoformat(str(as_of))
+        except ValueError:
+            raise ValueError(f"as_of={as_of!r} is not a date; use YYYY-MM-DD") from None
+        stop = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        return stop - length, stop
+    if start is not None and end is not None and start < end:
+        return start, end
+    anchor = end or fallback
+    if anchor is None:
+        raise ValueError("the run has no data interval, logical date or as_of param; pass as_of=YYYY-MM-DD")
+    return anchor - length, anchor
+
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{value!r} in an asset event's extra is not an ISO timestamp") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def run_interval(
+    *,
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
+    as_of: str | None = None,
+    fallback: datetime | None = None,
+    asset_events: list[Mapping[str, Any]] | None = None,
+    length: timedelta = timedelta(days=1),
+) -> tuple[datetime, datetime]:
+    """The ``[start, end)`` of a run, whether scheduled, triggered from the UI or by asset events.
+
+    For a run triggered by asset events (``[{"extra": {...}, "timestamp": ...}, ...]``) the events
+    decide, not Airflow's data interval (which then only spans the events' arrival times): the
+    union of the extras' ``interval_start``/``interval_end``; else the newest extra ``as_of``; else the
+    day ending at the newest event. An explicit ``as_of`` param always wins. Otherwise this is
+    :func:`resolve_interval`.
+    """
+    if asset_events and not as_of:
+        extras = [dict(e.get("extra") or {}) for e in asset_events]
+        starts = [s for s in (_as_datetime(x.get("interval_start")) for x in extras) if s is not None]
+        ends = [e for e in (_as_datetime(x.get("interval_end")) for x in extras) if e is not None]
+        if starts and ends:
+            return resolve_interval(min(starts), max(ends), length=length)
+        days = [str(x["as_of"]) for x in extras if x.get("as_of")]
+        if days:
+            return resolve_interval(None, None, as_of=max(days), length=length)
+        stamps = [t for t in (_as_datetime(e.get("timestamp")) for e in asset_events) if t is not None]
+        if stamps:
+            return resolve_interval(None, None, fallback=max(stamps), length=length)
+    return resolve_interval(data_interval_start, data_interval_end, as_of=as_of, fallback=fallback, length=length)
+
+

@@ -1,0 +1,31 @@
+"""Promote or keep: act on the evaluation's decision in the registry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from recsys_tasks.stages.context import RunContext
+
+log = logging.getLogger(__name__)
+
+
+
+def run(ctx: RunContext, decision: Mapping[str, Any]) -> dict[str, Any]:
+    """Make the challenger champion (the previous champion is retired)."""
+    from recsys_tasks.registry import promote as promote_version
+
+    promote_version(ctx.engine, ctx.schema, decision["challenger"], decision=decision["reason"])
+    return {"champion": decision["challenger"], "previous": decision.get("champion")}
+
+
+def keep_champion(ctx: RunContext, decision: Mapping[str, Any]) -> dict[str, Any]:
+    """Record that the challenger was rejected and the champion stays."""
+    from recsys_tasks.registry import get_model, set_status
+
+    record = get_model(ctx.engine, ctx.schema, decision["challenger"])
+    if record is not None and record.status != "champion":
+        set_status(ctx.engine, ctx.schema, decision["challenger"], "rejected", decision=decision["reason"])
+    log.info("kept champion %s: %s", decision.get("champion"), decision["reason"])
+    return {"champion": decision.get("champion"), "rejected": decision["challenger"]}

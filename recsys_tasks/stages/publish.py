@@ -1,0 +1,42 @@
+"""Publish: the champion's per-user top-K for the run's as-of date, atomically."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from recsys_tasks.stages.context import NothingToPublish, RunContext
+
+log = logging.getLogger(__name__)
+
+
+
+def run(ctx: RunContext, snapshot: str, *, top_k: int | None = None) -> dict[str, Any]:
+    """Publish the champion's top-K for every user with item events in the snapshot, as of ``ctx.as_of``."""
+    from recsys_tasks.data.publication import write_publication
+    from recsys_tasks.data.snapshot import read_snapshot
+    from recsys_tasks.data.warehouse import ensure_output_schema
+    from recsys_tasks.registry import get_champion
+    from recsys_tasks.serving.ranking import champion_rows
+    from recsys_tasks.serving.recommender import load_recommender
+
+    ensure_output_schema(ctx.engine, ctx.schema)
+    champion = get_champion(ctx.engine, ctx.schema)
+    if champion is None:
+        raise NothingToPublish(
+            "there is no champion model yet (the first challenger did not beat most-popular); nothing was "
+            "published. Inspect the evaluations table, or rerun with force_promote=true to accept it."
+        )
+    events, items = read_snapshot(Path(snapshot))
+    recommender = load_recommender(champion.model_dir, device=ctx.config.train.device)
+    users = sorted(set(events.loc[events["item_id"].notna(), "user_id"].astype(str)))
+    k = min(top_k or ctx.config.publish.top_k, len(recommender.vocab) - 1)
+    rows = champion_rows(
+        recommender, events, items, users=users, config=ctx.config.publish, k=k, as_of=ctx.as_of,
+        run_id=ctx.run_id, model_version=champion.model_version,
+    )
+    result = write_publication(
+        ctx.engine, ctx.schema, rows, as_of=ctx.as_of, run_id=ctx.run_id, model_version=champion.model_version, top_k=k
+    )
+    return {"as_of": ctx.as_of.isoformat(), "model_version": champion.model_version, "users": result.users, "rows": result.rows}

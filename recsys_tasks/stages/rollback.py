@@ -1,0 +1,66 @@
+"""Rollback (an operator's action): make an earlier model champion again and republish with it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from recsys_tasks.config import RecsysConfig
+from recsys_tasks.stages import publish as publish_stage
+from recsys_tasks.stages.context import RunContext
+
+log = logging.getLogger(__name__)
+
+
+
+def run(
+    warehouse_url: str,
+    model_version: str,
+    *,
+    config: RecsysConfig | None = None,
+    dag_id: str = "recsys_retrain",
+    republish: bool = True,
+) -> dict[str, Any]:
+    """Make ``model_version`` the champion again and republish the newest publication with it.
+
+    The model's files are checked against the registry's checksum first. The newest publication's
+    as-of date is republished from that run's cleaned snapshot, so ``latest_recommendations``
+    shows the restored model's recommendations when this returns.
+    """
+    from recsys_tasks.registry import RegistryError, directory_checksum, get_model
+    from recsys_tasks.registry import promote as promote_version
+    from recsys_tasks.sqlfiles import load_sql
+
+    cfg = config or RecsysConfig.from_env()
+    probe = RunContext(dag_id, "rollback", datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2000, 1, 2, tzinfo=timezone.utc), warehouse_url, cfg)
+    record = get_model(probe.engine, probe.schema, model_version)
+    if record is None:
+        raise RegistryError(f"model version {model_version!r} is not in {probe.schema}.model_registry; list them with `python -m recsys_tasks.cli models`")
+    if not record.model_dir.is_dir() or directory_checksum(record.model_dir) != record.checksum:
+        raise RegistryError(f"the files of {model_version} at {record.model_dir} are missing or do not match the registry checksum; it cannot be restored")
+    promote_version(probe.engine, probe.schema, model_version, decision=f"rollback to {model_version} by an operator")
+    out: dict[str, Any] = {"champion": model_version, "republished": None}
+    if republish:
+        with probe.engine.connect() as conn:
+            latest = conn.execute(sa.text(load_sql("select_latest_publication", schema=probe.schema))).first()
+        if latest is None:
+            log.info("no publication yet: nothing to republish")
+        else:
+            as_of = latest.as_of if isinstance(latest.as_of, date) else date.fromisoformat(str(latest.as_of)[:10])
+            end = datetime(as_of.year, as_of.month, as_of.day, tzinfo=timezone.utc)
+            source = RunContext(dag_id, str(latest.run_id), end - timedelta(days=1), end, warehouse_url, cfg)
+            snapshot = source.run_dir / "clean"
+            if not snapshot.is_dir():
+                raise RegistryError(
+                    f"{model_version} is champion again, but the snapshot of the publication of {as_of} ({snapshot}) is gone, "
+                    "so its recommendations were not republished; rerun recsys_retrain for that date"
+                )
+            # The publication keeps the run id of the run whose data it was built from, so a later
+            # rollback finds the same snapshot again; the registry records who changed the model.
+            out["republished"] = publish_stage.run(source, str(snapshot), top_k=int(latest.top_k))
+            source.dispose()
+    probe.dispose()
+    return out
