@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from recsys_tasks.config import RecsysConfig
 from recsys_tasks.data.warehouse import create_engine
 from recsys_tasks.sqlfiles import split_statements
+from recsys_tasks.timeutil import utc
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--url is required (or set RECSYS_WAREHOUSE_URL)")
     cfg = RecsysConfig.from_file(args.config) if args.config else RecsysConfig()
     if args.command == "train":
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from recsys_tasks.stages.train import train_from_snapshot
 
         cutoff = datetime.fromisoformat(args.cutoff)
-        cutoff = cutoff if cutoff.tzinfo else cutoff.replace(tzinfo=timezone.utc)
+        cutoff = utc(cutoff)
         summary = train_from_snapshot(cfg, snapshot=args.snapshot, cutoff=cutoff, out_dir=args.out, init_from=args.init_from)
         log.info("trained: %s", summary["metrics"])
         return 0

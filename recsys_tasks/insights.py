@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,8 @@ import sqlalchemy as sa
 
 from recsys_tasks.config import RecsysConfig
 from recsys_tasks.data.warehouse import create_engine, table_ref
-from recsys_tasks.sqlfiles import load_sql
+from recsys_tasks.sqlfiles import statement
+from recsys_tasks.timeutil import as_date, iso_or_none
 
 #: What a user or item id typed into the UI may look like (ids of the warehouse are text).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
@@ -103,18 +104,9 @@ def check_limit(value: int, *, maximum: int, key: str = "limit") -> int:
     return value
 
 
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
 
 def _as_of(value: Any) -> str | None:
-    return None if value is None else _iso(value)[:10]
+    return None if value is None else as_date(value).isoformat()
 
 
 def _json(value: Any) -> dict[str, Any]:
@@ -145,7 +137,7 @@ def _rows(engine: sa.Engine, statement: sa.TextClause, params: Mapping[str, Any]
 def _sql(name: str, cfg: RecsysConfig, engine: sa.Engine, **extra: str) -> sa.TextClause:
     wh = cfg.warehouse
     identifiers = {"schema": wh.output_schema, **extra}
-    return sa.text(load_sql(name, dialect=engine.dialect.name, **identifiers))
+    return statement(name, dialect=engine.dialect.name, **identifiers)
 
 
 def _item_identifiers(cfg: RecsysConfig) -> dict[str, str]:
@@ -186,8 +178,8 @@ def registry_timeline(engine: sa.Engine, cfg: RecsysConfig, *, limit: int = 50) 
                 "kind": r["kind"],
                 "status": r["status"],
                 "as_of": _as_of(r["as_of"]),
-                "data_start": _iso(r["data_start"]),
-                "data_end": _iso(r["data_end"]),
+                "data_start": iso_or_none(r["data_start"]),
+                "data_end": iso_or_none(r["data_end"]),
                 "holdout_users": r["holdout_users"],
                 "decision": r["decision"],
                 "metrics": own,
@@ -195,8 +187,8 @@ def registry_timeline(engine: sa.Engine, cfg: RecsysConfig, *, limit: int = 50) 
                 "parent_primary_metric": parent_value,
                 "delta": delta,
                 "relative_delta": delta / parent_value if delta is not None and parent_value else None,
-                "created_at": _iso(r["created_at"]),
-                "status_changed_at": _iso(r["status_changed_at"]),
+                "created_at": iso_or_none(r["created_at"]),
+                "status_changed_at": iso_or_none(r["status_changed_at"]),
             }
         )
     return {"metric": metric, "versions": versions}
@@ -244,7 +236,7 @@ def validation_summary(
             "success": bool(r["success"]),
             "docs_uri": r["docs_uri"],
             "docs_path": data_docs_relpath(cfg, r["docs_uri"]),
-            "created_at": _iso(r["created_at"]),
+            "created_at": iso_or_none(r["created_at"]),
         }
         for r in run_rows
     ]
@@ -287,7 +279,7 @@ def latest_publication(engine: sa.Engine, cfg: RecsysConfig, *, as_of: str | Non
         "users": r["users"],
         "rows": r["rows"],
         "top_k": r["top_k"],
-        "published_at": _iso(r["published_at"]),
+        "published_at": iso_or_none(r["published_at"]),
     }
 
 

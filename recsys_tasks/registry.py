@@ -13,13 +13,14 @@ import logging
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from recsys_tasks.sqlfiles import load_sql
+from recsys_tasks.sqlfiles import statement
+from recsys_tasks.timeutil import as_date, iso, now_iso, utc
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,6 @@ class ModelRecord:
         return Path(self.artifact_uri)
 
 
-def iso(value: datetime | date) -> str:
-    """A timestamp or date as the ISO text both PostgreSQL and SQLite store and compare correctly."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
-    return value.isoformat()
-
-
-def now_iso() -> str:
-    return iso(datetime.now(timezone.utc))
 
 
 def directory_checksum(path: Path) -> str:
@@ -134,7 +124,7 @@ def register_model(
         "holdout_users": holdout_users,
     }
     with engine.begin() as conn:
-        conn.execute(sa.text(load_sql("insert_model", schema=schema)), params)
+        conn.execute(statement("insert_model", schema=schema), params)
     record = get_model(engine, schema, model_version)
     assert record is not None
     return record
@@ -143,14 +133,14 @@ def register_model(
 def get_model(engine: sa.Engine, schema: str, model_version: str) -> ModelRecord | None:
     """The registry row of ``model_version``, or None."""
     with engine.connect() as conn:
-        row = conn.execute(sa.text(load_sql("select_model", schema=schema)), {"model_version": model_version}).first()
+        row = conn.execute(statement("select_model", schema=schema), {"model_version": model_version}).first()
     return _record(row) if row else None
 
 
 def get_champion(engine: sa.Engine, schema: str) -> ModelRecord | None:
     """The current champion, or None before the first promotion."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(load_sql("select_champion", schema=schema))).all()
+        rows = conn.execute(statement("select_champion", schema=schema)).all()
     if len(rows) > 1:  # impossible with the unique index; a hand-edited table would show it here
         raise RegistryError(f"{schema}.model_registry has {len(rows)} champions; exactly one is allowed")
     return _record(rows[0]) if rows else None
@@ -159,14 +149,14 @@ def get_champion(engine: sa.Engine, schema: str) -> ModelRecord | None:
 def list_models(engine: sa.Engine, schema: str) -> list[ModelRecord]:
     """Every registered model, newest first."""
     with engine.connect() as conn:
-        return [_record(r) for r in conn.execute(sa.text(load_sql("select_models", schema=schema)))]
+        return [_record(r) for r in conn.execute(statement("select_models", schema=schema))]
 
 
 def set_metrics(engine: sa.Engine, schema: str, model_version: str, metrics: Mapping[str, Any], holdout_users: int) -> None:
     """Store the challenger metrics of the run that judged ``model_version``."""
     with engine.begin() as conn:
         conn.execute(
-            sa.text(load_sql("update_model_metrics", schema=schema)),
+            statement("update_model_metrics", schema=schema),
             {"model_version": model_version, "metrics": json.dumps(dict(metrics), sort_keys=True), "holdout_users": holdout_users},
         )
 
@@ -175,15 +165,15 @@ def promote(engine: sa.Engine, schema: str, model_version: str, *, decision: str
     """Make ``model_version`` the champion and retire the previous one, in one transaction."""
     with engine.begin() as conn:
         _lock(conn, schema)
-        row = conn.execute(sa.text(load_sql("select_model", schema=schema)), {"model_version": model_version}).first()
+        row = conn.execute(statement("select_model", schema=schema), {"model_version": model_version}).first()
         if row is None:
             raise RegistryError(f"model version {model_version!r} is not in {schema}.model_registry")
         if row.status == "champion":
             return
         stamp = now_iso()
-        conn.execute(sa.text(load_sql("retire_champion", schema=schema)), {"decision": f"replaced by {model_version}", "now": stamp})
+        conn.execute(statement("retire_champion", schema=schema), {"decision": f"replaced by {model_version}", "now": stamp})
         conn.execute(
-            sa.text(load_sql("update_model_status", schema=schema)),
+            statement("update_model_status", schema=schema),
             {"model_version": model_version, "status": "champion", "decision": decision, "now": stamp},
         )
     log.info("promoted %s to champion: %s", model_version, decision)
@@ -195,13 +185,13 @@ def set_status(engine: sa.Engine, schema: str, model_version: str, status: str, 
         raise RegistryError(f"status {status!r} cannot be set directly; use promote() for champion")
     with engine.begin() as conn:
         _lock(conn, schema)
-        row = conn.execute(sa.text(load_sql("select_model", schema=schema)), {"model_version": model_version}).first()
+        row = conn.execute(statement("select_model", schema=schema), {"model_version": model_version}).first()
         if row is None:
             raise RegistryError(f"model version {model_version!r} is not in {schema}.model_registry")
         if row.status == "champion":
             raise RegistryError(f"{model_version} is the champion; promote another version instead")
         conn.execute(
-            sa.text(load_sql("update_model_status", schema=schema)),
+            statement("update_model_status", schema=schema),
             {"model_version": model_version, "status": status, "decision": decision, "now": now_iso()},
         )
 
@@ -218,12 +208,6 @@ def _record(row: sa.Row) -> ModelRecord:
     def as_json(value: Any) -> dict[str, Any]:
         return json.loads(value) if isinstance(value, str) else dict(value or {})
 
-    def as_dt(value: Any) -> datetime:
-        return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-
-    def as_date(value: Any) -> date:
-        return value if isinstance(value, date) and not isinstance(value, datetime) else date.fromisoformat(str(value)[:10])
-
     return ModelRecord(
         model_version=m["model_version"],
         parent_version=m["parent_version"],
@@ -232,8 +216,8 @@ def _record(row: sa.Row) -> ModelRecord:
         dag_id=m["dag_id"],
         run_id=m["run_id"],
         as_of=as_date(m["as_of"]),
-        data_start=as_dt(m["data_start"]),
-        data_end=as_dt(m["data_end"]),
+        data_start=utc(m["data_start"]),
+        data_end=utc(m["data_end"]),
         artifact_uri=m["artifact_uri"],
         checksum=m["checksum"],
         config=as_json(m["config"]),

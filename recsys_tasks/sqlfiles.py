@@ -1,4 +1,4 @@
-"""Load the project's SQL statements by name from ``sql/``.
+"""Load the project's SQL statements by name from ``sql/`` (shipped in the wheel as ``recsys_tasks/sql``).
 
 Every statement lives in ``sql/<verb>_<object>.sql`` (DDL in ``sql/schema/``). A dialect-specific
 variant ``<name>.<dialect>.sql`` (``postgresql``, ``sqlite``) wins over the portable file. Values are
@@ -10,11 +10,22 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from importlib import resources
+from importlib.abc import Traversable
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from recsys_tasks.config import check_identifier
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+
+def _sql_root() -> Traversable:
+    """``recsys_tasks/sql`` inside an installed wheel; the repository's top-level ``sql/`` in a checkout."""
+    packaged = resources.files("recsys_tasks") / "sql"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "sql"
+
+
+SQL_DIR: Traversable = _sql_root()
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -24,16 +35,16 @@ class SqlFileNotFound(FileNotFoundError):
 
 
 @lru_cache(maxsize=256)
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+def _read(name: str, dialect: str | None) -> str:
+    return sql_path(name, dialect=dialect).read_text(encoding="utf-8")
 
 
-def sql_path(name: str, *, dialect: str | None = None) -> Path:
+def sql_path(name: str, *, dialect: str | None = None) -> Traversable:
     """The file for statement ``name`` (``"schema/output_tables"``, ``"select_events"``)."""
     candidates = []
     if dialect:
-        candidates.append(SQL_DIR / f"{name}.{dialect}.sql")
-    candidates.append(SQL_DIR / f"{name}.sql")
+        candidates.append(SQL_DIR.joinpath(*f"{name}.{dialect}.sql".split("/")))
+    candidates.append(SQL_DIR.joinpath(*f"{name}.sql".split("/")))
     for path in candidates:
         if path.is_file():
             return path
@@ -52,7 +63,7 @@ def load_sql(
     DDL cannot take bound parameters, so ``date_literals`` fills placeholders with ISO dates
     (``2026-01-05``) after checking them against a strict pattern.
     """
-    text = _read(sql_path(name, dialect=dialect))
+    text = _read(name, dialect)
     literals = date_literals or {}
 
     def substitute(match: re.Match[str]) -> str:
@@ -67,6 +78,17 @@ def load_sql(
         return quote_identifier(identifiers[key], key=key)
 
     return _PLACEHOLDER.sub(substitute, text)
+
+
+def statement(
+    name: str,
+    *,
+    dialect: str | None = None,
+    date_literals: dict[str, str] | None = None,
+    **identifiers: str,
+) -> sa.TextClause:
+    """:func:`load_sql` as an executable ``sa.text`` clause (values stay bound parameters)."""
+    return sa.text(load_sql(name, dialect=dialect, date_literals=date_literals, **identifiers))
 
 
 def quote_identifier(value: str, *, key: str = "identifier") -> str:

@@ -66,6 +66,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_tasks.config import EVENT_TYPES, ValidationConfig
+from recsys_tasks.timeutil import utc
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ def validate_snapshot(
     ``config.volume_history_runs`` form the trailing mean. ``event_duplicates_dropped`` is the
     number of exact duplicate event rows cleaning removed from ``events`` (see ``clean_events``).
     """
-    start, end, hist = (_utc(interval_start), _utc(interval_end), _utc(history_start))
+    start, end, hist = (utc(interval_start), utc(interval_end), utc(history_start))
     if not hist <= start < end:
         raise ValueError(
             f"need history_start <= interval_start < interval_end, got {hist}, {start}, {end}; "
@@ -740,11 +741,6 @@ def _exception_message(info: Any) -> str | None:
 
 # ----------------------------------------------------------------------------------------- helpers
 
-
-def _utc(value: datetime | date | str | pd.Timestamp) -> datetime:
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.to_pydatetime()
 
 
 def _jsonable(value: Any) -> Any:

@@ -28,7 +28,7 @@ from recsys_tasks.config import RecsysConfig
 from recsys_tasks.data import publication, sources, synth
 from recsys_tasks.data.warehouse import create_engine, ensure_output_schema
 from recsys_tasks.modeling import evaluation
-from recsys_tasks.sqlfiles import load_sql
+from recsys_tasks.sqlfiles import statement
 
 log = logging.getLogger("benchmark_ui")
 
@@ -73,13 +73,13 @@ def fill(engine: sa.Engine, cfg: RecsysConfig, *, users: int, top_k: int, items:
             )
         with engine.begin() as conn:
             conn.execute(
-                sa.text(load_sql("insert_validation_result", schema=schema)),
+                statement("insert_validation_result", schema=schema),
                 [{"run_id": f"r{v}", "as_of": day.isoformat(), "suite": "events", "expectation": f"e{e}",
                   "column_name": "user_id", "severity": "warning", "success": e % 7 != 0, "observed_value": "1",
                   "details": None, "created_at": f"{day.isoformat()} 03:00:00+00:00"} for e in range(30)],
             )
             conn.execute(
-                sa.text(load_sql("upsert_validation_run", schema=schema)),
+                statement("upsert_validation_run", schema=schema),
                 {"run_id": f"r{v}", "as_of": day.isoformat(), "interval_events": 100000, "success": True,
                  "docs_uri": None, "created_at": f"{day.isoformat()} 03:00:00+00:00"},
             )

@@ -20,13 +20,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from recsys_tasks.registry import iso
-from recsys_tasks.sqlfiles import load_sql, split_statements
+from recsys_tasks.sqlfiles import load_sql, split_statements, statement
+from recsys_tasks.timeutil import iso, now_iso
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,9 @@ def write_publication(
             "users": users,
             "rows": count,
             "top_k": top_k,
-            "published_at": iso(datetime.now(timezone.utc)),
+            "published_at": now_iso(),
         }
-        conn.execute(sa.text(load_sql("upsert_publication", schema=schema)), publication)
+        conn.execute(statement("upsert_publication", schema=schema), publication)
 
     count, users = stage_and_swap(engine, schema, "recommendations", rows, as_of=as_of, chunk_rows=chunk_rows, in_swap=record)
     seconds = time.monotonic() - started
@@ -113,8 +113,8 @@ def stage_and_swap(
     stage = f"{table}_stage_{as_of:%Y%m%d}"
     dialect = engine.dialect.name
     with engine.begin() as conn:
-        conn.execute(sa.text(load_sql("drop_recommendations_stage", schema=schema, stage=stage)))
-        conn.execute(sa.text(load_sql(f"create_{table}_stage", dialect=dialect, schema=schema, stage=stage)))
+        conn.execute(statement("drop_recommendations_stage", schema=schema, stage=stage))
+        conn.execute(statement(f"create_{table}_stage", dialect=dialect, schema=schema, stage=stage))
     try:
         if dialect == "postgresql":
             count, keys = _copy_postgres(engine, schema, table, stage, rows)
@@ -125,7 +125,7 @@ def stage_and_swap(
         # The published set is untouched; the leftover stage is dropped here or by the next run.
         try:
             with engine.begin() as conn:
-                conn.execute(sa.text(load_sql("drop_recommendations_stage", schema=schema, stage=stage)))
+                conn.execute(statement("drop_recommendations_stage", schema=schema, stage=stage))
         except sa.exc.SQLAlchemyError:  # pragma: no cover - best effort cleanup
             log.warning("could not drop staging table %s.%s; the next publish drops it", schema, stage)
         raise
@@ -198,7 +198,7 @@ class _TemporalParser:
 def _insert_portable(
     engine: sa.Engine, schema: str, table: str, stage: str, rows: Iterable[tuple[Any, ...]], chunk_rows: int
 ) -> tuple[int, int]:
-    sql = sa.text(load_sql(f"insert_{table}_stage", schema=schema, stage=stage))
+    sql = statement(f"insert_{table}_stage", schema=schema, stage=stage)
     columns = TABLES[table]
     count, users, last_user, batch = 0, 0, None, []
     started = last = time.monotonic()
@@ -247,7 +247,7 @@ def _swap(
             for stmt in split_statements(load_sql(f"replace_{table}", dialect=engine.dialect.name, schema=schema, stage=stage)):
                 conn.execute(sa.text(stmt), {"as_of": day})
             in_swap(conn)
-            conn.execute(sa.text(load_sql("drop_recommendations_stage", schema=schema, stage=stage)))
+            conn.execute(statement("drop_recommendations_stage", schema=schema, stage=stage))
 
 
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from recsys_tasks.config import WarehouseConfig
 from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
 from recsys_tasks.sqlfiles import load_sql, split_statements
+from recsys_tasks.timeutil import iso_column
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def _chunks(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
 def _column_values(col: pd.Series) -> np.ndarray:
     """One column as an object array of ``str``/``float``/``None`` (timestamps in the fixed UTC text form)."""
     if _is_timestamp(col):
-        return _timestamp_text(col)
+        return iso_column(col)
     if _is_number(col):
         values = col.to_numpy(dtype=np.float64, na_value=np.nan)
         out = values.astype(object)
@@ -181,15 +182,6 @@ def _column_values(col: pd.Series) -> np.ndarray:
         out[mask] = None
     return out
 
-
-def _timestamp_text(col: pd.Series) -> np.ndarray:
-    """'YYYY-MM-DD HH:MM:SS.ffffff+00:00' (naive timestamps are taken as UTC); NaT -> None."""
-    ts = pd.to_datetime(col, utc=True)
-    values = ts.to_numpy(dtype="datetime64[us]")  # UTC wall time
-    text = np.datetime_as_string(values, unit="us").astype(object)
-    out = np.char.add(np.char.replace(text.astype(str), "T", " "), "+00:00").astype(object)
-    out[np.isnat(values)] = None
-    return out
 
 
 def _records(frame: pd.DataFrame, rows: int) -> Iterator[list[dict[str, object]]]:

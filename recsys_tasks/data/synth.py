@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from recsys_tasks.config import EVENT_TYPES, ConfigError, RecsysConfig, WarehouseConfig
 from recsys_tasks.data import sources
 from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
+from recsys_tasks.timeutil import utc
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def generate(
         raise ValueError("n_users and n_items must be at least 1")
     if events_per_user_per_day <= 0:
         raise ValueError("events_per_user_per_day must be positive")
-    start_ts, end_ts = _utc(start), _utc(end)
+    start_ts, end_ts = utc(start), utc(end)
     if end_ts <= start_ts:
         raise ValueError(f"end ({end_ts}) must be after start ({start_ts})")
     rng = np.random.default_rng(seed)
@@ -530,11 +531,6 @@ def _queries(rng: np.random.Generator, cats: np.ndarray, categories: Sequence[_C
 # ----------------------------------------------------------------------------------------- helpers
 
 
-def _utc(value: datetime) -> datetime:
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.to_pydatetime()
-
 
 def _epoch_us(value: datetime) -> int:
     return (pd.Timestamp(value) - _EPOCH) // pd.Timedelta(microseconds=1)
@@ -589,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warehouse = dataclasses.replace(warehouse, source_schema=args.schema)
     except ConfigError as exc:
         parser.error(str(exc))
-    end = _utc(pd.Timestamp(args.end).to_pydatetime())
+    end = utc(args.end)
     start = end - timedelta(days=args.days)
 
     began = time.perf_counter()

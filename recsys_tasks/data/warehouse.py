@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,10 @@ import sqlalchemy as sa
 from recsys_tasks.config import WarehouseConfig
 from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
 from recsys_tasks.sqlfiles import load_sql, split_statements
+from recsys_tasks.timeutil import iso, utc
 
 log = logging.getLogger(__name__)
 
-#: How SQLite stores timestamps in this project: text that sorts in time order.
-SQLITE_TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f+00:00"
 
 
 class WarehouseError(RuntimeError):
@@ -162,11 +161,6 @@ def check_source_tables(engine: sa.Engine, cfg: WarehouseConfig) -> None:
 
 def bind_timestamp(engine: sa.Engine, value: datetime) -> Any:
     """A timestamp as a bound parameter the dialect compares correctly with stored values."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
-    if engine.dialect.name == "sqlite":
-        return value.strftime(SQLITE_TS_FORMAT)
-    return value
+    return iso(value) if engine.dialect.name == "sqlite" else utc(value)
 
 

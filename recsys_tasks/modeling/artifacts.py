@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from torch import nn
 
 from recsys_tasks.config import ModelConfig, to_dict
 from recsys_tasks.data.sequences import ItemVocab
+from recsys_tasks.timeutil import now
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def save_model(
         "step": 0,
         "metrics": {},
         "parent": None,
-        "created_at": datetime.now(UTC).isoformat(),
+        "created_at": now().isoformat(),
     }
     sidecar.update(extra or {})
     tmp_json = model_dir / (SIDECAR_FILE + ".tmp")

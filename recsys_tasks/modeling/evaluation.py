@@ -22,9 +22,10 @@ import sqlalchemy as sa
 from recsys_tasks.config import EvaluationConfig
 from recsys_tasks.data.sequences import TemporalSplit, build_sequences, item_events
 from recsys_tasks.modeling.metrics import coverage, ranking_metrics
-from recsys_tasks.registry import ModelRecord, iso
+from recsys_tasks.registry import ModelRecord
 from recsys_tasks.serving.ranking import Recommender
-from recsys_tasks.sqlfiles import load_sql
+from recsys_tasks.sqlfiles import statement
+from recsys_tasks.timeutil import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ def store_evaluation(
             "metric": name,
             "value": float(value),
             "users": int(values.get("users", 0)),
-            "created_at": iso(datetime.now().astimezone()),
+            "created_at": now_iso(),
         }
         for segment, values in metrics.items()
         for name, value in values.items()
@@ -199,11 +200,11 @@ def store_evaluation(
     ]
     with engine.begin() as conn:
         conn.execute(
-            sa.text(load_sql("delete_evaluation", schema=schema)),
+            statement("delete_evaluation", schema=schema),
             {"run_id": run_id, "model_version": model_version, "role": role},
         )
         if rows:
-            conn.execute(sa.text(load_sql("insert_evaluation", schema=schema)), rows)
+            conn.execute(statement("insert_evaluation", schema=schema), rows)
     return len(rows)
 
 

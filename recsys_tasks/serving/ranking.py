@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any, Protocol
 
 import numpy as np
 
 from recsys_tasks.data.sequences import EVENT_TYPE_IDS, ItemVocab, SequenceData
 from recsys_tasks.serving import rules as R
+from recsys_tasks.timeutil import day_start, now, utc
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def prepare_rules(
     known = idx > 0
     item_category[idx[known]] = [codes.get(str(c), R.UNKNOWN) for c in cats[known]]
 
-    stop = pd.Timestamp(datetime(as_of.year, as_of.month, as_of.day, tzinfo=timezone.utc))
+    stop = pd.Timestamp(day_start(as_of))
     start = stop - pd.Timedelta(days=cfg.trending_days)
     with_item = events[events["item_id"].notna()]
     window = with_item[(with_item["event_ts"] >= start) & (with_item["event_ts"] < stop)]
@@ -163,7 +164,7 @@ def recommendation_rows(
     Without ``rules`` a user's rows are the model's top ``k``; with them, the top ``k + margin``
     candidates are re-ranked by the rules first.
     """
-    stamp = (generated_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    stamp = utc(generated_at or now())
     day = as_of
     vocab = recommender.vocab
     if rules is not None:

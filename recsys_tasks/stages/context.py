@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from recsys_tasks.config import RecsysConfig
+from recsys_tasks.timeutil import as_date, day_start, utc, utc_or_none
 
 
 class NothingToPublish(RuntimeError):
@@ -41,15 +42,14 @@ class RunContext:
     def __post_init__(self) -> None:
         for name in ("interval_start", "interval_end"):
             value = getattr(self, name)
-            if value.tzinfo is None:
-                object.__setattr__(self, name, value.replace(tzinfo=timezone.utc))
+            object.__setattr__(self, name, utc(value))
         if not self.interval_start < self.interval_end:
             raise ValueError(f"data interval [{self.interval_start}, {self.interval_end}) is empty")
 
     @property
     def as_of(self) -> date:
         """The day the run is about: the (UTC) date of the end of its data interval."""
-        return self.interval_end.astimezone(timezone.utc).date()
+        return as_date(self.interval_end)
 
     @property
     def history_start(self) -> datetime:
@@ -123,7 +123,7 @@ def resolve_interval(
             day = date.fromisoformat(str(as_of))
         except ValueError:
             raise ValueError(f"as_of={as_of!r} is not a date; use YYYY-MM-DD") from None
-        stop = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        stop = day_start(day)
         return stop - length, stop
     if start is not None and end is not None and start < end:
         return start, end
@@ -133,18 +133,6 @@ def resolve_interval(
     return anchor - length, anchor
 
 
-
-def _as_datetime(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{value!r} in an asset event's extra is not an ISO timestamp") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def run_interval(
@@ -166,14 +154,14 @@ def run_interval(
     """
     if asset_events and not as_of:
         extras = [dict(e.get("extra") or {}) for e in asset_events]
-        starts = [s for s in (_as_datetime(x.get("interval_start")) for x in extras) if s is not None]
-        ends = [e for e in (_as_datetime(x.get("interval_end")) for x in extras) if e is not None]
+        starts = [s for s in (utc_or_none(x.get("interval_start")) for x in extras) if s is not None]
+        ends = [e for e in (utc_or_none(x.get("interval_end")) for x in extras) if e is not None]
         if starts and ends:
             return resolve_interval(min(starts), max(ends), length=length)
         days = [str(x["as_of"]) for x in extras if x.get("as_of")]
         if days:
             return resolve_interval(None, None, as_of=max(days), length=length)
-        stamps = [t for t in (_as_datetime(e.get("timestamp")) for e in asset_events) if t is not None]
+        stamps = [t for t in (utc_or_none(e.get("timestamp")) for e in asset_events) if t is not None]
         if stamps:
             return resolve_interval(None, None, fallback=max(stamps), length=length)
     return resolve_interval(data_interval_start, data_interval_end, as_of=as_of, fallback=fallback, length=length)

@@ -9,8 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from recsys_tasks.stages.context import RunContext
 
 log = logging.getLogger(__name__)
@@ -79,13 +77,13 @@ def run(ctx: RunContext, snapshot: str, challenger_version: str, *, force_promot
 def write_run_report(ctx: RunContext, decision: Mapping[str, Any], results: Mapping[str, Any]) -> Path:
     """The run's HTML report (metrics, training curve, metric history) next to its artifacts."""
     from recsys_tasks.report import write_report
-    from recsys_tasks.sqlfiles import load_sql
+    from recsys_tasks.sqlfiles import statement
 
     history_file = ctx.run_dir / "train_history.json"
     training = json.loads(history_file.read_text(encoding="utf-8")) if history_file.is_file() else []
     with ctx.engine.connect() as conn:
         rows = conn.execute(
-            sa.text(load_sql("select_metric_history", schema=ctx.schema)),
+            statement("select_metric_history", schema=ctx.schema),
             {"metric": ctx.config.evaluation.primary_metric, "since": (ctx.as_of - timedelta(days=60)).isoformat()},
         ).all()
     return write_report(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -26,8 +26,9 @@ import sqlalchemy as sa
 
 from recsys_tasks.config import RecsysConfig
 from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
-from recsys_tasks.sqlfiles import load_sql, split_statements
+from recsys_tasks.sqlfiles import load_sql, split_statements, statement
 from recsys_tasks.stages.context import RunContext
+from recsys_tasks.timeutil import as_date, day_start, utc
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,6 @@ class RefreshResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) and not isinstance(value, datetime) else date.fromisoformat(str(value)[:10])
 
 
 def read_active_histories(
@@ -108,15 +106,15 @@ def refresh_publication(
     from recsys_tasks.serving.recommender import load_recommender
 
     started = time.monotonic()
-    start, end = (t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in (start, end))
+    start, end = utc(start), utc(end)
     schema = config.warehouse.output_schema
     ensure_output_schema(engine, schema)
     with engine.connect() as conn:
-        latest = conn.execute(sa.text(load_sql("select_latest_publication", schema=schema))).first()
+        latest = conn.execute(statement("select_latest_publication", schema=schema)).first()
     if latest is None:
         return _skip(end, "there is no publication yet; the nightly recsys_retrain run writes the first one")
-    as_of = _as_date(latest.as_of)
-    published_until = datetime(as_of.year, as_of.month, as_of.day, tzinfo=timezone.utc)
+    as_of = as_date(latest.as_of)
+    published_until = day_start(as_of)
     since = max(start, published_until)
     if since >= end:
         return _skip(end, f"the publication of {as_of} already covers events before {published_until:%Y-%m-%d %H:%M}", as_of=as_of)
@@ -180,7 +178,7 @@ def _replace_rows(
     dialect = engine.dialect.name
     day = as_of.isoformat()
     with engine.begin() as conn:
-        current = conn.execute(sa.text(load_sql("select_publication_for_refresh", dialect=dialect, schema=schema)), {"as_of": day}).first()
+        current = conn.execute(statement("select_publication_for_refresh", dialect=dialect, schema=schema), {"as_of": day}).first()
         if current is None or current.model_version != model_version:
             return None
         for stmt in split_statements(load_sql("create_refresh_stage", dialect=dialect, schema=schema)):
@@ -195,7 +193,7 @@ def _replace_rows(
         else:
             from recsys_tasks.data.publication import ROW_COLUMNS, portable_params
 
-            insert = sa.text(load_sql("insert_refresh_stage"))
+            insert = statement("insert_refresh_stage")
             batch: list[dict[str, Any]] = []
             for row in rows:
                 batch.append(portable_params(ROW_COLUMNS, row))
@@ -206,11 +204,11 @@ def _replace_rows(
                     batch = []
             if batch:
                 conn.execute(insert, batch)
-        old = conn.execute(sa.text(load_sql("count_refreshed_rows", schema=schema)), {"as_of": day}).one()
-        conn.execute(sa.text(load_sql("delete_refreshed_rows", schema=schema)), {"as_of": day})
-        conn.execute(sa.text(load_sql("insert_refreshed_rows", schema=schema)))
+        old = conn.execute(statement("count_refreshed_rows", schema=schema), {"as_of": day}).one()
+        conn.execute(statement("delete_refreshed_rows", schema=schema), {"as_of": day})
+        conn.execute(statement("insert_refreshed_rows", schema=schema))
         conn.execute(
-            sa.text(load_sql("update_publication_counts", schema=schema)),
+            statement("update_publication_counts", schema=schema),
             {"as_of": day, "users_delta": len(users) - int(old.n_users), "rows_delta": n_rows - int(old.n_rows)},
         )
         if dialect != "postgresql":

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
-
-import sqlalchemy as sa
 
 from recsys_tasks.config import RecsysConfig
 from recsys_tasks.stages import publish as publish_stage
 from recsys_tasks.stages.context import RunContext
+from recsys_tasks.timeutil import as_date, day_start
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ def run(
     """
     from recsys_tasks.registry import RegistryError, directory_checksum, get_model
     from recsys_tasks.registry import promote as promote_version
-    from recsys_tasks.sqlfiles import load_sql
+    from recsys_tasks.sqlfiles import statement
 
     cfg = config or RecsysConfig.from_env()
     probe = RunContext(dag_id, "rollback", datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2000, 1, 2, tzinfo=timezone.utc), warehouse_url, cfg)
@@ -45,12 +44,12 @@ def run(
     out: dict[str, Any] = {"champion": model_version, "republished": None}
     if republish:
         with probe.engine.connect() as conn:
-            latest = conn.execute(sa.text(load_sql("select_latest_publication", schema=probe.schema))).first()
+            latest = conn.execute(statement("select_latest_publication", schema=probe.schema)).first()
         if latest is None:
             log.info("no publication yet: nothing to republish")
         else:
-            as_of = latest.as_of if isinstance(latest.as_of, date) else date.fromisoformat(str(latest.as_of)[:10])
-            end = datetime(as_of.year, as_of.month, as_of.day, tzinfo=timezone.utc)
+            as_of = as_date(latest.as_of)
+            end = day_start(as_of)
             source = RunContext(dag_id, str(latest.run_id), end - timedelta(days=1), end, warehouse_url, cfg)
             snapshot = source.run_dir / "clean"
             if not snapshot.is_dir():

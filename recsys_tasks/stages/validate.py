@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 from recsys_tasks.stages.context import RunContext
 
@@ -21,8 +18,8 @@ def run(ctx: RunContext, snapshot: str) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from recsys_tasks.data.snapshot import EVENTS_SCHEMA, ITEMS_SCHEMA, read_snapshot
-    from recsys_tasks.registry import iso
-    from recsys_tasks.sqlfiles import load_sql
+    from recsys_tasks.sqlfiles import statement
+    from recsys_tasks.timeutil import now_iso
     from recsys_tasks.validation import clean_events, clean_items, raise_for_blocking, validate_snapshot
 
     events, items = read_snapshot(Path(snapshot))
@@ -31,7 +28,7 @@ def run(ctx: RunContext, snapshot: str) -> dict[str, Any]:
     counts = {**{f"events.{k}": v for k, v in event_counts.items()}, **{f"items.{k}": v for k, v in item_counts.items()}}
     with ctx.engine.connect() as conn:
         rows = conn.execute(
-            sa.text(load_sql("select_previous_volumes", schema=ctx.schema)),
+            statement("select_previous_volumes", schema=ctx.schema),
             {"as_of": ctx.as_of.isoformat(), "limit": ctx.config.validation.volume_history_runs},
         ).all()
     previous = [int(r.interval_events) for r in reversed(rows)]  # oldest first
@@ -49,14 +46,14 @@ def run(ctx: RunContext, snapshot: str) -> dict[str, Any]:
         event_duplicates_dropped=event_counts["exact_duplicates_dropped"],
     )
     interval_events = int(((events["event_ts"] >= ctx.interval_start) & (events["event_ts"] < ctx.interval_end)).sum()) if "event_ts" in events else 0
-    stamp = iso(datetime.now(timezone.utc))
+    stamp = now_iso()
     result_rows = [{**row, "run_id": ctx.run_id, "as_of": ctx.as_of.isoformat(), "created_at": stamp} for row in report.rows()]
     with ctx.engine.begin() as conn:
-        conn.execute(sa.text(load_sql("delete_validation_results", schema=ctx.schema)), {"run_id": ctx.run_id})
+        conn.execute(statement("delete_validation_results", schema=ctx.schema), {"run_id": ctx.run_id})
         if result_rows:
-            conn.execute(sa.text(load_sql("insert_validation_result", schema=ctx.schema)), result_rows)
+            conn.execute(statement("insert_validation_result", schema=ctx.schema), result_rows)
         conn.execute(
-            sa.text(load_sql("upsert_validation_run", schema=ctx.schema)),
+            statement("upsert_validation_run", schema=ctx.schema),
             {
                 "run_id": ctx.run_id,
                 "as_of": ctx.as_of.isoformat(),

@@ -18,7 +18,7 @@ from recsys_tasks.config import RecsysConfig
 from recsys_tasks.data import publication, sources, synth
 from recsys_tasks.data.warehouse import ensure_output_schema
 from recsys_tasks.modeling import evaluation
-from recsys_tasks.sqlfiles import load_sql
+from recsys_tasks.sqlfiles import statement
 
 AS_OF = date(2026, 1, 5)
 OLD_AS_OF = date(2026, 1, 4)
@@ -100,9 +100,9 @@ def fill(writer: sa.Engine, cfg: RecsysConfig, artifact_root: Path) -> Path:
          "created_at": stamp},
     ]
     with writer.begin() as conn:
-        conn.execute(sa.text(load_sql("insert_validation_result", schema=schema)), results)
+        conn.execute(statement("insert_validation_result", schema=schema), results)
         conn.execute(
-            sa.text(load_sql("upsert_validation_run", schema=schema)),
+            statement("upsert_validation_run", schema=schema),
             {"run_id": "r2", "as_of": AS_OF.isoformat(), "interval_events": 12, "success": True,
              "docs_uri": str(docs / "index.html"), "created_at": stamp},
         )
