@@ -1,85 +1,83 @@
-"""Validate: clean the snapshot, run the Great Expectations suites, record the outcome; stop on blocking failures."""
+"""Validate: clean the snapshot, run the Great Expectations suites, record the outcome; stop if one blocks."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recsys_tasks.stages.context import RunContext
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
 
-
 def run(ctx: RunContext, snapshot: str) -> dict[str, Any]:
     """Clean and validate the snapshot; persist the results; raise on a blocking failure."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from recsys_tasks.data.snapshot import read_snapshot
+    from recsys_tasks.validation import (
+        clean_snapshot,
+        interval_volume,
+        previous_volumes,
+        raise_for_blocking,
+        store_report,
+        validate_snapshot,
+    )
 
-    from recsys_tasks.data.snapshot import EVENTS_SCHEMA, ITEMS_SCHEMA, read_snapshot
-    from recsys_tasks.sqlfiles import statement
-    from recsys_tasks.timeutil import now_iso
-    from recsys_tasks.validation import clean_events, clean_items, raise_for_blocking, validate_snapshot
-
-    events, items = read_snapshot(Path(snapshot))
-    events, event_counts = clean_events(events)
-    items, item_counts = clean_items(items)
-    counts = {**{f"events.{k}": v for k, v in event_counts.items()}, **{f"items.{k}": v for k, v in item_counts.items()}}
-    with ctx.engine.connect() as conn:
-        rows = conn.execute(
-            statement("select_previous_volumes", schema=ctx.schema),
-            {"as_of": ctx.as_of.isoformat(), "limit": ctx.config.validation.volume_history_runs},
-        ).all()
-    previous = [int(r.interval_events) for r in reversed(rows)]  # oldest first
+    settings = ctx.config.validation
+    clean = clean_snapshot(*read_snapshot(Path(snapshot)))
+    previous = previous_volumes(ctx.engine, ctx.schema, as_of=ctx.as_of, limit=settings.volume_history_runs)
     report = validate_snapshot(
-        events,
-        items,
+        clean.events,
+        clean.items,
         interval_start=ctx.interval_start,
         interval_end=ctx.interval_end,
         history_start=ctx.history_start,
-        config=ctx.config.validation,
+        config=settings,
         previous_volumes=previous,
         docs_dir=ctx.run_dir / "data_docs",
         run_id=ctx.run_id,
-        cleaning_counts=counts,
-        event_duplicates_dropped=event_counts["exact_duplicates_dropped"],
+        cleaning_counts=clean.counts,
+        event_duplicates_dropped=clean.event_duplicates_dropped,
     )
-    interval_events = int(((events["event_ts"] >= ctx.interval_start) & (events["event_ts"] < ctx.interval_end)).sum()) if "event_ts" in events else 0
-    stamp = now_iso()
-    result_rows = [{**row, "run_id": ctx.run_id, "as_of": ctx.as_of.isoformat(), "created_at": stamp} for row in report.rows()]
-    with ctx.engine.begin() as conn:
-        conn.execute(statement("delete_validation_results", schema=ctx.schema), {"run_id": ctx.run_id})
-        if result_rows:
-            conn.execute(statement("insert_validation_result", schema=ctx.schema), result_rows)
-        conn.execute(
-            statement("upsert_validation_run", schema=ctx.schema),
-            {
-                "run_id": ctx.run_id,
-                "as_of": ctx.as_of.isoformat(),
-                "interval_events": interval_events,
-                "success": report.success,
-                "docs_uri": str(report.docs_path) if report.docs_path else None,
-                "created_at": stamp,
-            },
-        )
+    interval_events = interval_volume(clean.events, ctx.interval_start, ctx.interval_end)
+    store_report(ctx.engine, ctx.schema, report, as_of=ctx.as_of, interval_events=interval_events)
     if report.docs_path:
         log.info("Great Expectations Data Docs for this run: file://%s", Path(report.docs_path).resolve())
     for warning in report.warnings:
         log.warning("validation warning: %s", warning.describe())
-    if ctx.config.validation.enabled:
+    if settings.enabled:
         raise_for_blocking(report)
     elif not report.success:
-        log.warning("validation.enabled is false, so these failures do not stop the run: %s", report.summary())
-    clean_dir = ctx.run_dir / "clean"
-    clean_dir.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pandas(events, schema=EVENTS_SCHEMA, preserve_index=False), clean_dir / "events.parquet")
-    pq.write_table(pa.Table.from_pandas(items, schema=ITEMS_SCHEMA, preserve_index=False), clean_dir / "items.parquet")
-    log.info("validation passed: %d events (%d in the interval), %d items; cleaning: %s", len(events), interval_events, len(items), counts)
+        log.warning(
+            "validation.enabled is false, so these failures do not stop the run: %s", report.summary()
+        )
+
+    clean_dir = _write_clean_snapshot(clean.events, clean.items, ctx.run_dir / "clean")
+    log.info(
+        "validation passed: %d events (%d in the interval), %d items; cleaning: %s",
+        len(clean.events), interval_events, len(clean.items), clean.counts,
+    )
     return {
         "snapshot": str(clean_dir),
         "interval_events": interval_events,
         "warnings": [w.describe() for w in report.warnings],
-        "cleaning": counts,
+        "cleaning": clean.counts,
         "docs": str(report.docs_path) if report.docs_path else None,
     }
+
+
+def _write_clean_snapshot(events: pd.DataFrame, items: pd.DataFrame, clean_dir: Path) -> Path:
+    """The cleaned frames as a snapshot directory, which later stages read instead of the extracted one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recsys_tasks.data.snapshot import EVENTS_SCHEMA, ITEMS_SCHEMA
+
+    clean_dir.mkdir(parents=True, exist_ok=True)
+    for frame, schema, name in ((events, EVENTS_SCHEMA, "events"), (items, ITEMS_SCHEMA, "items")):
+        table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+        pq.write_table(table, clean_dir / f"{name}.parquet")
+    return clean_dir
