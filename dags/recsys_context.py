@@ -2,21 +2,25 @@
 
 Shared by the recsys DAGs (not a DAG: Airflow puts the DAG folder on ``sys.path``). The warehouse
 credentials come from the Airflow connection ``$RECSYS_WAREHOUSE_CONN_ID`` and reach the library
-as a SQLAlchemy URL; the library never reads Airflow.
+as a SQLAlchemy URL; the library never reads Airflow. The ``RECSYS_*`` environment is read once, through
+``recsys_tasks.settings`` (pydantic only, nothing heavy: this module is imported at parse time).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from airflow.sdk import Asset
 
+from recsys_tasks.settings import RecsysSettings
+
+#: The ``RECSYS_*`` environment as it was when the DAG files were parsed.
+settings = RecsysSettings()
 #: Where the heavy tasks run: the GPU worker's queue and pool in the compose stack; the default
 #: queue and pool (any worker, LocalExecutor included) when the variables are unset.
-GPU = {"queue": os.environ.get("RECSYS_GPU_QUEUE") or "default", "pool": os.environ.get("RECSYS_GPU_POOL") or "default_pool"}
+GPU = {"queue": settings.gpu_queue, "pool": settings.gpu_pool}
 #: Updated by every publication, so downstream DAGs can schedule on fresh recommendations.
-RECOMMENDATIONS = Asset(os.environ.get("RECSYS_RECOMMENDATIONS_ASSET") or "recsys://recsys/recommendations")
+RECOMMENDATIONS = Asset(settings.recommendations_asset)
 
 
 def run_context(context: Any) -> Any:
@@ -38,7 +42,7 @@ def run_context(context: Any) -> Any:
             for event in events
         ],
     )
-    conn = BaseHook.get_connection(os.environ.get("RECSYS_WAREHOUSE_CONN_ID", "recsys_warehouse"))
+    conn = BaseHook.get_connection(settings.warehouse_conn_id)
     url = url_from_connection_fields(conn)
     overrides = {
         "train.epochs": params.get("epochs"),

@@ -13,10 +13,11 @@ Not a DAG: Airflow puts the DAG folder on ``sys.path``, so the DAG files import 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from airflow.sdk import BaseNotifier
+
+from recsys_tasks.settings import RecsysSettings
 
 log = logging.getLogger("recsys.notify")
 
@@ -52,9 +53,9 @@ class RecsysFailureNotifier(BaseNotifier):
         super().__init__(**kwargs)
         self.channels = channels
 
-    def _channels(self) -> list[str]:
-        raw = self.channels if self.channels is not None else os.environ.get("RECSYS_NOTIFY", "log")
-        chosen = [c.strip().lower() for c in raw.split(",") if c.strip()] or ["log"]
+    @staticmethod
+    def _channels(settings: RecsysSettings) -> list[str]:
+        chosen = list(settings.notify) or ["log"]
         for unknown in sorted(set(chosen) - set(CHANNELS)):
             log.error("RECSYS_NOTIFY names an unknown channel %r (choose from %s); it is ignored", unknown, ", ".join(CHANNELS))
         return [c for c in chosen if c in CHANNELS]
@@ -63,14 +64,15 @@ class RecsysFailureNotifier(BaseNotifier):
         subject, body = failure_message(context)
         # The failure is always in the log, whatever else is configured.
         log.error("%s\n%s", subject, body)
-        for channel in self._channels():
+        settings = RecsysSettings() if self.channels is None else RecsysSettings(notify=self.channels)
+        for channel in self._channels(settings):
             if channel == "email":
-                self._email(context, subject, body)
+                self._email(context, subject, body, settings)
             elif channel == "slack":
-                self._slack(context, subject, body)
+                self._slack(context, subject, body, settings)
 
-    def _email(self, context: Any, subject: str, body: str) -> None:
-        to = [a.strip() for a in os.environ.get("RECSYS_NOTIFY_EMAIL", "").split(",") if a.strip()]
+    def _email(self, context: Any, subject: str, body: str, settings: RecsysSettings) -> None:
+        to = list(settings.notify_email)
         if not to:
             log.error("RECSYS_NOTIFY includes email but RECSYS_NOTIFY_EMAIL is empty: no email was sent")
             return
@@ -81,19 +83,19 @@ class RecsysFailureNotifier(BaseNotifier):
             return
         html = "<pre>" + body.replace("&", "&amp;").replace("<", "&lt;") + "</pre>"
         SmtpNotifier(
-            to=to, subject=subject, html_content=html, smtp_conn_id=os.environ.get("RECSYS_NOTIFY_SMTP_CONN_ID", "smtp_default")
+            to=to, subject=subject, html_content=html, smtp_conn_id=settings.notify_smtp_conn_id
         ).notify(context)
         log.info("failure email sent to %s", ", ".join(to))
 
-    def _slack(self, context: Any, subject: str, body: str) -> None:
+    def _slack(self, context: Any, subject: str, body: str, settings: RecsysSettings) -> None:
         try:
             from airflow.providers.slack.notifications.slack import SlackNotifier
         except ImportError:
             log.error("RECSYS_NOTIFY includes slack but apache-airflow-providers-slack is not installed: no Slack message was sent")
             return
         SlackNotifier(
-            slack_conn_id=os.environ.get("RECSYS_NOTIFY_SLACK_CONN_ID", "slack_api_default"),
-            channel=os.environ.get("RECSYS_NOTIFY_SLACK_CHANNEL", "#recsys-alerts"),
+            slack_conn_id=settings.notify_slack_conn_id,
+            channel=settings.notify_slack_channel,
             text=f"*{subject}*\n{body}",
         ).notify(context)
         log.info("failure posted to Slack")

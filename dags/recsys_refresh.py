@@ -13,19 +13,18 @@ Updates the asset `$RECSYS_RECOMMENDATIONS_ASSET`. Library: `recsys_tasks/refres
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
-from recsys_context import GPU, RECOMMENDATIONS
+from recsys_context import GPU, RECOMMENDATIONS, settings
 from recsys_notify import RecsysFailureNotifier
 
 
 @dag(
     dag_id="recsys_refresh",
-    schedule=CronDataIntervalTimetable(os.environ.get("RECSYS_REFRESH_SCHEDULE", "0 * * * *"), timezone="UTC"),
+    schedule=CronDataIntervalTimetable(settings.refresh_schedule, timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -28,17 +28,16 @@ tasks are reported by `recsys_notify` (`$RECSYS_NOTIFY`). Operations: `docs/oper
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
-from recsys_context import GPU, RECOMMENDATIONS
+from recsys_context import GPU, RECOMMENDATIONS, settings
 from recsys_notify import RecsysFailureNotifier
 
 DAG_ID = "recsys_retrain"
-UPSTREAM = os.environ.get("RECSYS_SCHEDULE_ASSET", "").strip()
+UPSTREAM = settings.schedule_asset
 
 
 def _context(context: dict[str, Any]) -> Any:
@@ -49,13 +48,13 @@ def _context(context: dict[str, Any]) -> Any:
 
 @dag(
     dag_id=DAG_ID,
-    schedule=[Asset(UPSTREAM)] if UPSTREAM else CronDataIntervalTimetable(os.environ.get("RECSYS_SCHEDULE", "0 0 * * *"), timezone="UTC"),
+    schedule=[Asset(UPSTREAM)] if UPSTREAM else CronDataIntervalTimetable(settings.schedule, timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["recsys", "training", "ml"],
     doc_md=__doc__,
-    default_args={"retries": int(os.environ.get("RECSYS_TASK_RETRIES", "2")), "retry_delay": timedelta(minutes=5), "owner": "recsys", "on_failure_callback": RecsysFailureNotifier()},
+    default_args={"retries": settings.task_retries, "retry_delay": timedelta(minutes=5), "owner": "recsys", "on_failure_callback": RecsysFailureNotifier()},
     params={
         "as_of": Param(None, type=["null", "string"], format="date", description="Process the day ending at this date (YYYY-MM-DD) instead of the run's data interval."),
         "epochs": Param(None, type=["null", "integer"], minimum=1, description="Training epochs for this run (default: config train.epochs / train.fine_tune_epochs)."),

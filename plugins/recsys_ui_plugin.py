@@ -12,7 +12,6 @@ schema and item mapping come from ``$RECSYS_CONFIG``, exactly as for the DAG.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -60,7 +59,9 @@ def _warehouse_url() -> str:
     from airflow.exceptions import AirflowNotFoundException
     from airflow.models import Connection
 
-    conn_id = os.environ.get("RECSYS_WAREHOUSE_CONN_ID", "recsys_warehouse")
+    from recsys_tasks.settings import RecsysSettings
+
+    conn_id = RecsysSettings().warehouse_conn_id
     try:
         conn = Connection.get_connection_from_secrets(conn_id)
     except AirflowNotFoundException as exc:

@@ -4,7 +4,11 @@ Every key has a typed default, so ``RecsysConfig()`` is a working configuration 
 demo. A YAML/JSON file (``RecsysConfig.from_file``) or a mapping (``RecsysConfig.from_mapping``)
 overrides any subset; a run's params override again through ``with_overrides``. Unknown keys are an
 error (a typo must not silently fall back to a default). Every key is documented in
-``docs/configuration.md``.
+``docs/configuration.md``. The process environment (``RECSYS_*``) is read in one place,
+:mod:`recsys_tasks.settings`.
+
+The sections are pydantic models; every invalid value, whether it comes from a file, an override
+or a keyword argument, raises :class:`ConfigError` naming the dotted key and what is allowed.
 """
 
 from __future__ import annotations
@@ -12,15 +16,34 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+EventType = Literal["view", "click", "add_to_cart", "purchase", "search", "rate"]
 #: The canonical event types of the warehouse contract, in the order of their embedding ids (0 = padding).
-EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase", "search", "rate")
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+
+Segment = Literal["all", "new_users", "short_history", "long_history", "new_items"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_IDENTIFIER_RULE = (
+    "not a plain SQL identifier (letters, digits, underscore; must not start with a digit; "
+    "at most 63 characters). Use a view to expose other names."
+)
 
 
 class ConfigError(ValueError):
@@ -30,117 +53,119 @@ class ConfigError(ValueError):
 def check_identifier(value: str, *, key: str) -> str:
     """Return ``value`` if it is a plain SQL identifier, else raise ``ConfigError`` naming ``key``."""
     if not isinstance(value, str) or not _IDENTIFIER.match(value):
-        raise ConfigError(
-            f"{key}={value!r} is not a plain SQL identifier (letters, digits, underscore; "
-            "must not start with a digit; at most 63 characters). Use a view to expose other names."
-        )
+        raise ConfigError(f"{key}={value!r}: {_IDENTIFIER_RULE}")
     return value
 
 
-def _default_event_columns() -> dict[str, str]:
-    return {
-        "event_id": "event_id",
-        "user_id": "user_id",
-        "item_id": "item_id",
-        "event_type": "event_type",
-        "event_ts": "event_ts",
-        "value": "value",
-        "query": "query",
-        "session_id": "session_id",
-    }
+def _identifier(value: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise ValueError(_IDENTIFIER_RULE)
+    return value
 
 
-def _default_item_columns() -> dict[str, str]:
-    return {"item_id": "item_id", "title": "title", "category": "category", "created_at": "created_at"}
+def _split_commas(value: Any) -> Any:
+    # Env variables and trigger params carry lists as "a,b"; a YAML/JSON list passes through.
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if isinstance(value, str) else value
 
 
-@dataclass(frozen=True)
-class WarehouseConfig:
+# The value types of the tree; their constraints are part of pydantic's error message.
+Identifier = Annotated[str, AfterValidator(_identifier)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+EventTypes = Annotated[tuple[EventType, ...], BeforeValidator(_split_commas)]
+Names = Annotated[tuple[str, ...], BeforeValidator(_split_commas)]
+
+
+class _Section(BaseModel):
+    """A frozen config section: keyword construction validates like a file does."""
+
+    # defer_build: the DAG files import this module (through settings) at parse time without
+    # building a config, so pydantic builds the validators on first use instead.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    #: The dotted prefix of this section's keys in the tree ("" for the root).
+    _section: ClassVar[str]
+
+    def __init__(self, **data: Any) -> None:
+        with _config_errors(type(self)):
+            super().__init__(**data)
+
+
+#: The canonical fields of the warehouse contract; the column mappings rename any of them.
+_EVENT_FIELDS = ("event_id", "user_id", "item_id", "event_type", "event_ts", "value", "query", "session_id")
+_ITEM_FIELDS = ("item_id", "title", "category", "created_at")
+
+
+def _identity(names: tuple[str, ...]) -> dict[str, str]:
+    return {name: name for name in names}
+
+
+class WarehouseConfig(_Section):
     """Where the behaviour events and the item catalogue live, and where our outputs go."""
 
-    source_schema: str | None = None
-    events_table: str = "events"
-    items_table: str = "items"
-    event_columns: Mapping[str, str] = field(default_factory=_default_event_columns)
-    item_columns: Mapping[str, str] = field(default_factory=_default_item_columns)
-    output_schema: str = "recsys"
-    chunk_rows: int = 50_000
+    _section: ClassVar[str] = "warehouse"
 
-    def __post_init__(self) -> None:
-        if self.source_schema is not None:
-            check_identifier(self.source_schema, key="warehouse.source_schema")
-        check_identifier(self.events_table, key="warehouse.events_table")
-        check_identifier(self.items_table, key="warehouse.items_table")
-        check_identifier(self.output_schema, key="warehouse.output_schema")
-        for kind, defaults, mapping in (
-            ("event_columns", _default_event_columns(), self.event_columns),
-            ("item_columns", _default_item_columns(), self.item_columns),
-        ):
-            unknown = set(mapping) - set(defaults)
-            if unknown:
-                raise ConfigError(
-                    f"warehouse.{kind} has unknown keys {sorted(unknown)}; allowed: {sorted(defaults)}"
-                )
-            for canonical, source in mapping.items():
-                check_identifier(source, key=f"warehouse.{kind}.{canonical}")
-        if self.chunk_rows < 1:
-            raise ConfigError("warehouse.chunk_rows must be at least 1")
+    source_schema: Identifier | None = None
+    events_table: Identifier = "events"
+    items_table: Identifier = "items"
+    event_columns: dict[str, Identifier] = Field(default_factory=lambda: _identity(_EVENT_FIELDS))
+    item_columns: dict[str, Identifier] = Field(default_factory=lambda: _identity(_ITEM_FIELDS))
+    output_schema: Identifier = "recsys"
+    chunk_rows: PositiveInt = 50_000
+
+    @field_validator("event_columns", "item_columns")
+    @classmethod
+    def _canonical_fields(cls, mapping: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        allowed = _EVENT_FIELDS if info.field_name == "event_columns" else _ITEM_FIELDS
+        unknown = set(mapping) - set(allowed)
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return mapping
 
     def event_column(self, canonical: str) -> str:
         """The warehouse column that holds the canonical event field ``canonical``."""
-        return {**_default_event_columns(), **self.event_columns}[canonical]
+        return {**_identity(_EVENT_FIELDS), **self.event_columns}[canonical]
 
     def item_column(self, canonical: str) -> str:
         """The warehouse column that holds the canonical item field ``canonical``."""
-        return {**_default_item_columns(), **self.item_columns}[canonical]
+        return {**_identity(_ITEM_FIELDS), **self.item_columns}[canonical]
 
 
-@dataclass(frozen=True)
-class WindowConfig:
+class WindowConfig(_Section):
     """Which events a run reads and where it splits training from the holdout."""
 
-    history_days: int = 28
-    cutoff_fraction: float = 0.5
-    holdout_items_per_user: int = 1
+    _section: ClassVar[str] = "window"
 
-    def __post_init__(self) -> None:
-        if self.history_days < 0:
-            raise ConfigError("window.history_days must be >= 0")
-        if not 0.0 < self.cutoff_fraction < 1.0:
-            raise ConfigError("window.cutoff_fraction must be strictly between 0 and 1")
-        if self.holdout_items_per_user < 1:
-            raise ConfigError("window.holdout_items_per_user must be >= 1")
+    history_days: NonNegativeInt = 28
+    cutoff_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    holdout_items_per_user: PositiveInt = 1
 
 
-@dataclass(frozen=True)
-class ValidationConfig:
+class ValidationConfig(_Section):
     """Great Expectations checks on the extracted interval and which of them block the run."""
 
+    _section: ClassVar[str] = "validation"
+
     enabled: bool = True
-    max_unknown_item_share: float = 0.01
-    volume_band: float = 0.5
+    max_unknown_item_share: Fraction = 0.01
+    volume_band: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     volume_history_runs: int = 7
     max_value: float = 1_000_000.0
     min_value: float = 0.0
-    event_type_share_bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    warning_expectations: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.max_unknown_item_share <= 1.0:
-            raise ConfigError("validation.max_unknown_item_share must be within [0, 1]")
-        if not 0.0 < self.volume_band <= 1.0:
-            raise ConfigError("validation.volume_band must be within (0, 1]")
+    event_type_share_bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    warning_expectations: Names = ()
 
 
-@dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Section):
     """Shape of the sequence model (a transformers decoder over item sequences)."""
 
-    architecture: str = "gpt2"
-    hidden_size: int = 64
+    _section: ClassVar[str] = "model"
+
+    architecture: Literal["gpt2", "llama"] = "gpt2"
+    hidden_size: PositiveInt = 64
     num_layers: int = 2
-    num_heads: int = 2
-    max_len: int = 50
+    num_heads: PositiveInt = 2
+    max_len: Annotated[int, Field(ge=2)] = 50
     dropout: float = 0.2
     use_event_types: bool = True
     use_time_gaps: bool = True
@@ -151,20 +176,21 @@ class ModelConfig:
     num_negatives: int = 1024
     repeat_bias: bool = True
 
-    def __post_init__(self) -> None:
-        if self.architecture not in ("gpt2", "llama"):
-            raise ConfigError(f"model.architecture={self.architecture!r}: use 'gpt2' or 'llama'")
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> ModelConfig:
         if self.hidden_size % self.num_heads:
-            raise ConfigError("model.hidden_size must be divisible by model.num_heads")
-        if self.max_len < 2:
-            raise ConfigError("model.max_len must be at least 2")
+            raise ConfigError(
+                f"model.hidden_size={self.hidden_size} must be divisible by model.num_heads={self.num_heads}"
+            )
+        return self
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Section):
     """How the challenger is trained."""
 
-    epochs: int = 20
+    _section: ClassVar[str] = "train"
+
+    epochs: PositiveInt = 20
     batch_size: int = 128
     learning_rate: float = 2e-3
     weight_decay: float = 0.01
@@ -173,115 +199,92 @@ class TrainConfig:
     patience: int = 3
     seed: int = 42
     device: str = "auto"
-    precision: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = False
     full_retrain: bool = False
-    nproc_per_node: int = 1
-    replay_fraction: float = 1.0
-    fine_tune_epochs: int = 5
+    nproc_per_node: PositiveInt = Field(1, description="1 trains in the task's own process")
+    replay_fraction: Fraction = 1.0
+    fine_tune_epochs: PositiveInt = 5
     max_train_seconds: float | None = None
     log_every_seconds: float = 10.0
 
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.fine_tune_epochs < 1:
-            raise ConfigError("train.epochs and train.fine_tune_epochs must be >= 1")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ConfigError(f"train.device={self.device!r}: use auto, cpu, cuda or cuda:N")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"train.precision={self.precision!r}: use auto, fp32 or bf16")
-        if not 0.0 <= self.replay_fraction <= 1.0:
-            raise ConfigError("train.replay_fraction must be within [0, 1]")
-        if self.nproc_per_node < 1:
-            raise ConfigError("train.nproc_per_node must be >= 1 (1 trains in the task's own process)")
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+            raise ValueError("use auto, cpu, cuda or cuda:N")
+        return device
 
 
-@dataclass(frozen=True)
-class EvaluationConfig:
+class EvaluationConfig(_Section):
     """How challenger, champion and baseline are compared and when the challenger is promoted."""
 
-    k: int = 10
+    _section: ClassVar[str] = "evaluation"
+
+    k: PositiveInt = 10
     primary_metric: str = "ndcg@10"
     min_relative_improvement: float = 0.01
     min_holdout_users: int = 20
-    guard_segment: str | None = "short_history"
-    guard_tolerance: float = 0.05
+    guard_segment: Segment | None = Field("short_history", description="null switches the guard off")
+    guard_tolerance: Fraction = 0.05
 
-    def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ConfigError("evaluation.k must be >= 1")
-        name, _, cut = self.primary_metric.partition("@")
-        if name not in ("hr", "ndcg", "mrr") or not cut.isdigit():
+    @field_validator("primary_metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if not re.fullmatch(r"(hr|ndcg|mrr)@\d+", metric):
+            raise ValueError("use hr@K, ndcg@K or mrr@K")
+        return metric
+
+    @model_validator(mode="after")
+    def _metric_cut_is_k(self) -> EvaluationConfig:
+        if int(self.primary_metric.partition("@")[2]) != self.k:
             raise ConfigError(
-                f"evaluation.primary_metric={self.primary_metric!r}: use hr@K, ndcg@K or mrr@K"
+                f"evaluation.primary_metric={self.primary_metric!r} must use evaluation.k={self.k} "
+                "as its cut-off"
             )
-        if int(cut) != self.k:
-            raise ConfigError(
-                f"evaluation.primary_metric={self.primary_metric!r} must use evaluation.k={self.k} as its cut-off"
-            )
-        segments = ("all", "new_users", "short_history", "long_history", "new_items")
-        if self.guard_segment is not None and self.guard_segment not in segments:
-            raise ConfigError(f"evaluation.guard_segment={self.guard_segment!r}: use one of {segments} or null")
-        if not 0.0 <= self.guard_tolerance <= 1.0:
-            raise ConfigError("evaluation.guard_tolerance must be within [0, 1]")
+        return self
 
 
-@dataclass(frozen=True)
-class PublishConfig:
+class PublishConfig(_Section):
     """What the recommendation and similar-items tables hold, and the business rules applied."""
 
-    top_k: int = 20
-    exclude_event_types: tuple[str, ...] = ("purchase",)
-    batch_users: int = 4096
-    candidate_margin: int = 20
-    demote_after: int | None = 3
-    demote_factor: float = 0.5
-    min_history: int = 2
-    trending_days: int = 7
-    new_item_slots: int = 1
-    max_per_category: int | None = None
-    similar_items_n: int = 20
-    reader_role: str = "recsys_reader"
+    _section: ClassVar[str] = "publish"
 
-    def __post_init__(self) -> None:
-        if self.top_k < 1:
-            raise ConfigError("publish.top_k must be >= 1")
-        if self.batch_users < 1 or self.candidate_margin < 0:
-            raise ConfigError("publish.batch_users must be >= 1 and publish.candidate_margin >= 0")
-        if self.demote_after is not None and self.demote_after < 1:
-            raise ConfigError("publish.demote_after must be >= 1, or null to switch demotion off")
-        if not 0.0 <= self.demote_factor <= 1.0:
-            raise ConfigError("publish.demote_factor must be within [0, 1] (0 removes a demoted item, 1 keeps it as is)")
-        if self.min_history < 0 or self.trending_days < 1:
-            raise ConfigError("publish.min_history must be >= 0 and publish.trending_days >= 1")
-        if self.new_item_slots < 0:
-            raise ConfigError("publish.new_item_slots must be >= 0")
-        if self.max_per_category is not None and self.max_per_category < 1:
-            raise ConfigError("publish.max_per_category must be >= 1, or null for no cap")
-        if self.similar_items_n < 1:
-            raise ConfigError("publish.similar_items_n must be >= 1")
-        check_identifier(self.reader_role, key="publish.reader_role")
-        bad = set(self.exclude_event_types) - set(EVENT_TYPES)
-        if bad:
-            raise ConfigError(f"publish.exclude_event_types has unknown types {sorted(bad)}; allowed: {EVENT_TYPES}")
+    top_k: PositiveInt = 20
+    exclude_event_types: EventTypes = ("purchase",)
+    batch_users: PositiveInt = 4096
+    candidate_margin: NonNegativeInt = 20
+    demote_after: PositiveInt | None = Field(3, description="null switches demotion off")
+    demote_factor: Fraction = Field(0.5, description="0 removes a demoted item, 1 keeps it as is")
+    min_history: NonNegativeInt = 2
+    trending_days: PositiveInt = 7
+    new_item_slots: NonNegativeInt = 1
+    max_per_category: PositiveInt | None = Field(None, description="null for no cap")
+    similar_items_n: PositiveInt = 20
+    reader_role: Identifier = "recsys_reader"
 
 
-@dataclass(frozen=True)
-class RecsysConfig:
+class RecsysConfig(_Section):
     """The whole pipeline's configuration."""
 
+    _section: ClassVar[str] = ""
+
     artifact_root: str = "var/artifacts"
-    warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
-    window: WindowConfig = field(default_factory=WindowConfig)
-    validation: ValidationConfig = field(default_factory=ValidationConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    publish: PublishConfig = field(default_factory=PublishConfig)
+    warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
+    window: WindowConfig = Field(default_factory=WindowConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> RecsysConfig:
         """Build a config from a nested mapping; unknown keys raise ``ConfigError``."""
-        return _build(cls, data or {}, prefix="")
+        if data is not None and not isinstance(data, Mapping):
+            raise ConfigError(f"the configuration must be a mapping, not {type(data).__name__}")
+        with _config_errors(cls):
+            return cls.model_validate(dict(data or {}))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> RecsysConfig:
@@ -302,17 +305,16 @@ class RecsysConfig:
 
     @classmethod
     def from_env(cls) -> RecsysConfig:
-        """Load ``$RECSYS_CONFIG`` if set, else the defaults."""
-        path = os.environ.get("RECSYS_CONFIG")
+        """Load the file named by ``$RECSYS_CONFIG`` if set, else the defaults."""
+        from recsys_tasks.settings import RecsysSettings  # settings imports this module for ConfigError
+
+        path = RecsysSettings().config
         return cls.from_file(path) if path else cls()
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> RecsysConfig:
         """Return a copy with dotted keys (``"train.epochs": 3``) or nested mappings applied."""
-        merged = to_dict(self)
-        for key, value in overrides.items():
-            if isinstance(value, Mapping) and "." not in key:
-                merged[key] = _deep_merge(merged.get(key, {}), value)
-                continue
+        merged = self.model_dump()
+        for key, value in _dotted(overrides):
             node = merged
             parts = key.split(".")
             for part in parts[:-1]:
@@ -323,97 +325,63 @@ class RecsysConfig:
         return RecsysConfig.from_mapping(merged)
 
 
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """A JSON-ready nested dict of a config dataclass."""
-    out: dict[str, Any] = {}
-    for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        if is_dataclass(value):
-            out[f.name] = to_dict(value)
-        elif isinstance(value, Mapping):
-            out[f.name] = dict(value)
-        elif isinstance(value, tuple):
-            out[f.name] = list(value)
+def to_dict(cfg: BaseModel) -> dict[str, Any]:
+    """A JSON-ready nested dict of a config section (tuples become lists)."""
+    return cfg.model_dump(mode="json")
+
+
+def _dotted(overrides: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    # A nested mapping merges into the section (or column mapping) below it instead of replacing it.
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and "." not in key:
+            yield from _dotted(value, f"{prefix}{key}.")
         else:
-            out[f.name] = value
-    return out
+            yield prefix + key, value
 
 
-def _deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _build(cls: type, data: Mapping[str, Any], *, prefix: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping")
-    hints = get_type_hints(cls)
-    known = {f.name: f for f in fields(cls)}
-    unknown = set(data) - set(known)
-    if unknown:
-        raise ConfigError(
-            f"unknown config keys {sorted(prefix + k for k in unknown)}; known keys in this section: "
-            f"{sorted(known)} (see docs/configuration.md)"
-        )
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if isinstance(hint, type) and is_dataclass(hint):
-            kwargs[name] = _build(hint, value, prefix=f"{prefix}{name}.")
-        else:
-            kwargs[name] = _coerce(value, hint, key=prefix + name)
+@contextmanager
+def _config_errors(root: type[_Section]) -> Iterator[None]:
+    """Turn pydantic's ``ValidationError`` into one ``ConfigError`` that names each dotted key."""
     try:
-        return cls(**kwargs)
-    except TypeError as exc:  # a wrongly typed value that the dataclass itself rejected
-        raise ConfigError(f"config section {prefix.rstrip('.') or '<root>'}: {exc}") from exc
+        yield
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_explain(root, err) for err in exc.errors())) from None
 
 
-def _coerce(value: Any, hint: Any, *, key: str) -> Any:
-    origin = getattr(hint, "__origin__", None)
-    text = str(hint)
-    if value is None:
-        if "None" in text:
-            return None
-        raise ConfigError(f"{key} must not be null")
-    if origin is tuple or text.startswith("tuple"):
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        return tuple(value)
-    if hint is bool:
-        if isinstance(value, str):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ConfigError(f"{key}={value!r} is not a boolean")
-        return bool(value)
-    for scalar in (int, float):
-        if hint is scalar or text in (f"{scalar.__name__} | None", f"typing.Optional[{scalar.__name__}]"):
-            try:
-                if isinstance(value, bool):
-                    raise ValueError
-                return scalar(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{key}={value!r} is not a {scalar.__name__}") from None
-    return value
+#: pydantic's error types for a value of the wrong type, and the type named in our message.
+_NOT_A = {
+    "int_type": "int", "int_parsing": "int", "int_from_float": "int",
+    "float_type": "float", "float_parsing": "float",
+    "bool_type": "boolean", "bool_parsing": "boolean",
+}
+
+
+def _explain(section: type[_Section], err: Any) -> str:
+    # pydantic calls each section's own __init__ (a custom one) when it validates the tree, so an
+    # error's location is relative to ``section``; a nested section's error arrives as its ConfigError.
+    key = section._section
+    for part in err["loc"]:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+    kind, value = err["type"], err.get("input")
+    original = (err.get("ctx") or {}).get("error")
+    if isinstance(original, ConfigError):  # already names its keys
+        return str(original)
+    if kind == "extra_forbidden":
+        known = sorted(section.model_fields)
+        return f"unknown config key {key}; known keys in this section: {known} (see docs/configuration.md)"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{key} must be a mapping, not {value!r}"
+    if value is None and kind.endswith("_type"):
+        return f"{key} must not be null"
+    if kind in _NOT_A:
+        return f"{key}={value!r} is not a {_NOT_A[kind]}"
+    reason = str(original) if original is not None else err["msg"][0].lower() + err["msg"][1:]
+    field = section.model_fields.get(err["loc"][0]) if err["loc"] else None
+    hint = f" ({field.description})" if field is not None and field.description else ""
+    return f"{key}={value!r}: {reason}{hint}"
 
 
 __all__ = [
-    "EVENT_TYPES",
-    "ConfigError",
-    "EvaluationConfig",
-    "ModelConfig",
-    "PublishConfig",
-    "RecsysConfig",
-    "TrainConfig",
-    "ValidationConfig",
-    "WarehouseConfig",
-    "WindowConfig",
-    "check_identifier",
-    "to_dict",
+    "EVENT_TYPES", "ConfigError", "EvaluationConfig", "ModelConfig", "PublishConfig", "RecsysConfig",
+    "TrainConfig", "ValidationConfig", "WarehouseConfig", "WindowConfig", "check_identifier", "to_dict",
 ]
