@@ -3,6 +3,7 @@
     python -m recsys_tasks.cli query --url URL --file sql/examples/top5_for_three_users.sql
     python -m recsys_tasks.cli models --url URL
     python -m recsys_tasks.cli grant-reader --url URL [--role recsys_reader]
+    python -m recsys_tasks.cli synth --url URL [--users 2000 --items 500 --days 30 --replace]
 
 ``--url`` defaults to ``$RECSYS_WAREHOUSE_URL``. On SQLite the output schema is attached exactly as
 the pipeline does, so the same SQL runs on both dialects.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +20,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from recsys_tasks.config import RecsysConfig
+from recsys_tasks.data.synth import cli as synth_cli
 from recsys_tasks.data.warehouse import create_engine
+from recsys_tasks.settings import RecsysSettings
 from recsys_tasks.sqlfiles import split_statements
 from recsys_tasks.timeutil import utc
 
@@ -54,10 +56,11 @@ def run_query(engine: sa.Engine, sql: str) -> list[str]:
     return outputs
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    settings = RecsysSettings()
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=os.environ.get("RECSYS_WAREHOUSE_URL"), help="SQLAlchemy URL of the warehouse")
-    common.add_argument("--config", default=os.environ.get("RECSYS_CONFIG"), help="YAML/JSON config file")
+    common.add_argument("--url", default=settings.warehouse_url, help="SQLAlchemy URL of the warehouse")
+    common.add_argument("--config", default=settings.config, help="YAML/JSON config file")
     parser = argparse.ArgumentParser(prog="python -m recsys_tasks.cli", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     q = sub.add_parser("query", parents=[common], help="run SQL (a file or a string) and print the result")
@@ -74,11 +77,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     rb.add_argument("--no-republish", action="store_true", help="only change the champion")
     gr = sub.add_parser("grant-reader", parents=[common], help="create the read-only role of the output schema (PostgreSQL)")
     gr.add_argument("--role", help="role name (default: config publish.reader_role)")
+    synth_cli.add_arguments(sub.add_parser("synth", parents=[common], help="generate a synthetic shop into the warehouse"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.url and args.command != "train":
         parser.error("--url is required (or set RECSYS_WAREHOUSE_URL)")
     cfg = RecsysConfig.from_file(args.config) if args.config else RecsysConfig()
+    if args.command == "synth":
+        return synth_cli.run(args, cfg)
     if args.command == "train":
         from datetime import datetime
 

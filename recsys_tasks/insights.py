@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from recsys_tasks.timeutil import as_date, iso_or_none
 #: What a user or item id typed into the UI may look like (ids of the warehouse are text).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_METRIC = re.compile(r"^(hr|ndcg|mrr|coverage)@\d{1,4}$")
 _RUN_ID_MAX = 250
 
 #: The Data Docs directory name a run writes under its run directory (see stages.validate.run).
@@ -67,22 +68,25 @@ def create_reader_engine(url: str | sa.URL, *, output_schema: str) -> sa.Engine:
     return engine
 
 
+def _matching(pattern: re.Pattern[str], value: Any, message: str) -> str:
+    """``value`` if it is a string ``pattern`` matches, else ``InvalidInput(message)``."""
+    if isinstance(value, str) and pattern.match(value):
+        return value
+    raise InvalidInput(message)
+
+
 def check_id(value: str, *, kind: str) -> str:
     """Return ``value`` if it is a well-formed user/item id, else raise ``InvalidInput``."""
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
-        raise InvalidInput(
-            f"{kind} id {value[:40] if isinstance(value, str) else value!r} is not valid: use 1 to 128 letters, "
-            "digits or the characters _ . : @ -"
-        )
-    return value
+    shown = value[:40] if isinstance(value, str) else value
+    allowed = "use 1 to 128 letters, digits or the characters _ . : @ -"
+    return _matching(ID_PATTERN, value, f"{kind} id {shown!r} is not valid: {allowed}")
 
 
 def check_date(value: str | None, *, key: str = "as_of") -> str | None:
     """Return an ISO date string (or None), else raise ``InvalidInput``."""
     if value is None:
         return None
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
-        raise InvalidInput(f"{key}={str(value)[:40]!r} is not an ISO date (YYYY-MM-DD)")
+    _matching(_ISO_DATE, value, f"{key}={str(value)[:40]!r} is not an ISO date (YYYY-MM-DD)")
     try:
         date.fromisoformat(value)
     except ValueError:
@@ -104,7 +108,6 @@ def check_limit(value: int, *, maximum: int, key: str = "limit") -> int:
     return value
 
 
-
 def _as_of(value: Any) -> str | None:
     return None if value is None else as_date(value).isoformat()
 
@@ -117,6 +120,37 @@ def _json(value: Any) -> dict[str, Any]:
 
 def _num(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+#: JSON key -> how the column of the same name becomes JSON, for each kind of row the pages list.
+_Fields = Mapping[str, Callable[[Any], Any]]
+_RUN: _Fields = {
+    "run_id": _same, "as_of": _as_of, "interval_events": _same, "success": bool, "docs_uri": _same,
+    "created_at": iso_or_none,
+}
+_RESULT: _Fields = {
+    "suite": _same, "expectation": _same, "column": _same, "severity": _same, "success": bool,
+    "observed_value": _same, "details": _same,
+}
+_POINT: _Fields = {
+    "as_of": _as_of, "run_id": _same, "role": _same, "model_version": _same, "value": float, "users": _same,
+}
+_PUBLICATION: _Fields = {
+    "as_of": _as_of, "run_id": _same, "model_version": _same, "users": _same, "rows": _same, "top_k": _same,
+    "published_at": iso_or_none,
+}
+_ITEM: _Fields = {"item_id": _same, "title": _same, "category": _same}
+_RECOMMENDED: _Fields = {"rank": int, **_ITEM, "score": float, "reason": _same, "model_version": _same}
+_SIMILAR: _Fields = {"rank": int, **_ITEM, "score": float, "model_version": _same}
+
+
+def _records(rows: Iterable[sa.RowMapping], fields: _Fields, **columns: str) -> list[dict[str, Any]]:
+    """``rows`` as JSON-ready dicts: each ``fields`` key from its column (same name, or ``columns[key]``)."""
+    return [{key: convert(r[columns.get(key, key)]) for key, convert in fields.items()} for r in rows]
 
 
 def _rows(engine: sa.Engine, statement: sa.TextClause, params: Mapping[str, Any]) -> list[sa.RowMapping]:
@@ -134,10 +168,9 @@ def _rows(engine: sa.Engine, statement: sa.TextClause, params: Mapping[str, Any]
         raise
 
 
-def _sql(name: str, cfg: RecsysConfig, engine: sa.Engine, **extra: str) -> sa.TextClause:
-    wh = cfg.warehouse
-    identifiers = {"schema": wh.output_schema, **extra}
-    return statement(name, dialect=engine.dialect.name, **identifiers)
+def _sql(name: str, cfg: RecsysConfig, engine: sa.Engine, **identifiers: str) -> sa.TextClause:
+    """Statement ``name`` for the engine's dialect, over the configured output schema."""
+    return statement(name, dialect=engine.dialect.name, schema=cfg.warehouse.output_schema, **identifiers)
 
 
 def _item_identifiers(cfg: RecsysConfig) -> dict[str, str]:
@@ -150,15 +183,10 @@ def _item_identifiers(cfg: RecsysConfig) -> dict[str, str]:
     }
 
 
-def primary_metric_of(cfg: RecsysConfig) -> str:
-    """The metric the registry and the history chart are about (``evaluation.primary_metric``)."""
-    return cfg.evaluation.primary_metric
-
-
 def registry_timeline(engine: sa.Engine, cfg: RecsysConfig, *, limit: int = 50) -> dict[str, Any]:
     """The newest model versions, newest first, each with its primary-metric delta to its parent."""
     check_limit(limit, maximum=500)
-    metric = primary_metric_of(cfg)
+    metric = cfg.evaluation.primary_metric
     rows = _rows(engine, _sql("ui_select_registry_timeline", cfg, engine), {"limit": limit})
     metrics = {r["model_version"]: _json(r["metrics"]) for r in rows}
     missing = sorted({r["parent_version"] for r in rows if r["parent_version"] and r["parent_version"] not in metrics})
@@ -198,22 +226,11 @@ def metric_history(
     engine: sa.Engine, cfg: RecsysConfig, *, metric: str | None = None, limit: int = 300
 ) -> dict[str, Any]:
     """One metric ('all' segment) per run and role, oldest first, grouped into one series per role."""
-    metric = metric or primary_metric_of(cfg)
-    if not re.match(r"^(hr|ndcg|mrr|coverage)@\d{1,4}$", metric):
-        raise InvalidInput(f"metric={metric[:40]!r}: use hr@K, ndcg@K, mrr@K or coverage@K")
+    metric = metric or cfg.evaluation.primary_metric
+    _matching(_METRIC, metric, f"metric={metric[:40]!r}: use hr@K, ndcg@K, mrr@K or coverage@K")
     check_limit(limit, maximum=5000)
     rows = _rows(engine, _sql("ui_select_metric_history", cfg, engine), {"metric": metric, "limit": limit})
-    points = [
-        {
-            "as_of": _as_of(r["as_of"]),
-            "run_id": r["run_id"],
-            "role": r["role"],
-            "model_version": r["model_version"],
-            "value": float(r["value"]),
-            "users": r["users"],
-        }
-        for r in reversed(rows)
-    ]
+    points = _records(reversed(rows), _POINT)
     series: dict[str, list[dict[str, Any]]] = {"champion": [], "challenger": [], "baseline": []}
     for p in points:
         series.setdefault(p["role"], []).append(p)
@@ -228,18 +245,7 @@ def validation_summary(
     if run_id is not None:
         check_run_id(run_id)
     run_rows = _rows(engine, _sql("ui_select_validation_runs", cfg, engine), {"limit": runs})
-    listed = [
-        {
-            "run_id": r["run_id"],
-            "as_of": _as_of(r["as_of"]),
-            "interval_events": r["interval_events"],
-            "success": bool(r["success"]),
-            "docs_uri": r["docs_uri"],
-            "docs_path": data_docs_relpath(cfg, r["docs_uri"]),
-            "created_at": iso_or_none(r["created_at"]),
-        }
-        for r in run_rows
-    ]
+    listed = [{**run, "docs_path": data_docs_relpath(cfg, run["docs_uri"])} for run in _records(run_rows, _RUN)]
     selected = run_id if run_id is not None else (listed[0]["run_id"] if listed else None)
     results: list[dict[str, Any]] = []
     if selected is not None:
@@ -247,18 +253,7 @@ def validation_summary(
         # An older run than the list shows is fine as long as it has results.
         if run_id is not None and not res and not any(r["run_id"] == run_id for r in listed):
             raise NotFound(f"validation run {run_id!r} has no recorded results")
-        results = [
-            {
-                "suite": r["suite"],
-                "expectation": r["expectation"],
-                "column": r["column_name"],
-                "severity": r["severity"],
-                "success": bool(r["success"]),
-                "observed_value": r["observed_value"],
-                "details": r["details"],
-            }
-            for r in res
-        ]
+        results = _records(res, _RESULT, column="column_name")
     return {"runs": listed, "run_id": selected, "results": results}
 
 
@@ -269,18 +264,7 @@ def latest_publication(engine: sa.Engine, cfg: RecsysConfig, *, as_of: str | Non
         rows = _rows(engine, _sql("ui_select_latest_publication", cfg, engine), {})
     else:
         rows = _rows(engine, _sql("ui_select_publication", cfg, engine), {"as_of": as_of})
-    if not rows:
-        return None
-    r = rows[0]
-    return {
-        "as_of": _as_of(r["as_of"]),
-        "run_id": r["run_id"],
-        "model_version": r["model_version"],
-        "users": r["users"],
-        "rows": r["rows"],
-        "top_k": r["top_k"],
-        "published_at": iso_or_none(r["published_at"]),
-    }
+    return _records(rows[:1], _PUBLICATION)[0] if rows else None
 
 
 def user_recommendations(
@@ -299,27 +283,14 @@ def user_recommendations(
             f"user {user_id!r} has no recommendations in the publication of {publication['as_of']} "
             "(unknown user, or no history before that date)"
         )
-    items = [
-        {
-            "rank": int(r["rank"]),
-            "item_id": r["item_id"],
-            "title": r["title"],
-            "category": r["category"],
-            "score": float(r["score"]),
-            "reason": r["reason"],
-            "model_version": r["model_version"],
-        }
-        for r in rows
-    ]
-    return {"user_id": user_id, "publication": publication, "items": items}
+    return {"user_id": user_id, "publication": publication, "items": _records(rows, _RECOMMENDED)}
 
 
 def item_neighbours(engine: sa.Engine, cfg: RecsysConfig, item_id: str, *, limit: int = 20) -> dict[str, Any]:
     """An item's catalogue row, its reach in the newest publication and its similar items."""
     check_id(item_id, kind="item")
     check_limit(limit, maximum=200)
-    ident = _item_identifiers(cfg)
-    found = _rows(engine, _sql("ui_select_item", cfg, engine, **ident), {"item_id": item_id})
+    found = _rows(engine, _sql("ui_select_item", cfg, engine, **_item_identifiers(cfg)), {"item_id": item_id})
     publication = latest_publication(engine, cfg)
     reach = None
     if publication is not None:
@@ -331,12 +302,13 @@ def item_neighbours(engine: sa.Engine, cfg: RecsysConfig, item_id: str, *, limit
         reach = {"as_of": publication["as_of"], "users": int(counted["users"]), "best_rank": counted["best_rank"]}
     if not found and not (reach and reach["users"]):
         raise NotFound(f"item {item_id!r} is neither in the catalogue nor in the newest publication")
-    item = (
-        {"item_id": found[0]["item_id"], "title": found[0]["title"], "category": found[0]["category"]}
-        if found
-        else {"item_id": item_id, "title": None, "category": None}
-    )
-    out: dict[str, Any] = {"item": item, "in_publication": reach, "similar": [], "similar_as_of": None, "message": None}
+    item = _records(found[:1], _ITEM)[0] if found else {"item_id": item_id, "title": None, "category": None}
+    return {"item": item, "in_publication": reach, **_similar_items(engine, cfg, item_id, limit=limit)}
+
+
+def _similar_items(engine: sa.Engine, cfg: RecsysConfig, item_id: str, *, limit: int) -> dict[str, Any]:
+    """``similar``, ``similar_as_of`` and a ``message`` saying why the list is empty, if it is."""
+    out: dict[str, Any] = {"similar": [], "similar_as_of": None, "message": None}
     if not sa.inspect(engine).has_table("similar_items", schema=cfg.warehouse.output_schema):
         out["message"] = (
             f"similar items are not available: table {cfg.warehouse.output_schema}.similar_items does not "
@@ -350,27 +322,17 @@ def item_neighbours(engine: sa.Engine, cfg: RecsysConfig, item_id: str, *, limit
         return out
     rows = _rows(
         engine,
-        _sql("ui_select_similar_items", cfg, engine, **ident),
+        _sql("ui_select_similar_items", cfg, engine, **_item_identifiers(cfg)),
         {"as_of": as_of, "item_id": item_id, "limit": limit},
     )
     out["similar_as_of"] = as_of
-    out["similar"] = [
-        {
-            "rank": int(r["rank"]),
-            "item_id": r["item_id"],
-            "title": r["title"],
-            "category": r["category"],
-            "score": float(r["score"]),
-            "model_version": r["model_version"],
-        }
-        for r in rows
-    ]
+    out["similar"] = _records(rows, _SIMILAR)
     if not rows:
         out["message"] = f"item {item_id!r} has no similar items in the table of {as_of}"
     return out
 
 
-def artifact_root_of(cfg: RecsysConfig) -> Path:
+def _artifact_root(cfg: RecsysConfig) -> Path:
     """The configured artifact root as an absolute path (relative roots resolve from the cwd, as runs do)."""
     return Path(cfg.artifact_root).expanduser().resolve()
 
@@ -380,11 +342,11 @@ def data_docs_relpath(cfg: RecsysConfig, docs_uri: str | None) -> str | None:
     if not docs_uri or "://" in docs_uri:
         return None
     try:
-        return resolve_data_docs(cfg, str(Path(docs_uri).resolve().relative_to(artifact_root_of(cfg)))).relative_to(
-            artifact_root_of(cfg)
-        ).as_posix()
+        relpath = Path(docs_uri).resolve().relative_to(_artifact_root(cfg)).as_posix()
+        resolve_data_docs(cfg, relpath)
     except (ValueError, NotFound, InvalidInput):
         return None
+    return relpath
 
 
 def resolve_data_docs(cfg: RecsysConfig, relpath: str) -> Path:
@@ -394,7 +356,7 @@ def resolve_data_docs(cfg: RecsysConfig, relpath: str) -> Path:
     or point outside a ``data_docs`` directory (snapshots and models are not served), ``NotFound``
     when the file does not exist.
     """
-    root = artifact_root_of(cfg)
+    root = _artifact_root(cfg)
     if not relpath or "\x00" in relpath or Path(relpath).is_absolute():
         raise InvalidInput("a Data Docs path must be relative to the artifact root")
     target = (root / relpath).resolve()
@@ -420,6 +382,7 @@ __all__: Sequence[str] = [
     "check_id",
     "check_limit",
     "check_run_id",
+    "create_reader_engine",
     "data_docs_relpath",
     "item_neighbours",
     "latest_publication",

@@ -11,7 +11,7 @@ echo "==> initialising Airflow metadata in $AIRFLOW_HOME"
 airflow db migrate > "$VAR_DIR/airflow-db-migrate.log" 2>&1 || { cat "$VAR_DIR/airflow-db-migrate.log"; exit 1; }
 
 echo "==> generating synthetic behaviour data into $RECSYS_WAREHOUSE_DB"
-python -m recsys_tasks.data.synth --url "$RECSYS_WAREHOUSE_URL" --users 800 --items 300 --days 35 \
+python -m recsys_tasks.cli synth --url "$RECSYS_WAREHOUSE_URL" --users 800 --items 300 --days 35 \
   --end "$LOGICAL_DATE" --events-per-user-per-day 2 --seed 7 --replace
 
 echo "==> running the recsys_retrain DAG for $LOGICAL_DATE (log: $VAR_DIR/dag-test.log)"

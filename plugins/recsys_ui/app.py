@@ -7,8 +7,8 @@ to find the engine, the configuration and the signed-in user.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,8 +21,6 @@ from recsys_tasks import insights
 from recsys_tasks.config import ConfigError, RecsysConfig
 from recsys_tasks.data.warehouse import WarehouseError
 
-log = logging.getLogger(__name__)
-
 PAGE = Path(__file__).with_name("page.html")
 
 #: Resolves the signed-in user of a request or raises ``HTTPException`` (401/403).
@@ -31,10 +29,6 @@ Authenticate = Callable[[Request], Awaitable[Any]]
 
 class Unconfigured(RuntimeError):
     """The warehouse connection or the configuration cannot be resolved; the message says how to fix it."""
-
-
-def _error(status: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": kind, "detail": message}, status_code=status, headers={"Cache-Control": "no-store"})
 
 
 def create_app(
@@ -55,42 +49,67 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    for exc_type, (status, kind) in _ERRORS.items():
+        app.add_exception_handler(exc_type, _error_handler(status, kind))
+    sources = _Sources(engine, config)
+    require_user = _user_dependency(authenticate)
+    app.include_router(_page_router(require_user, login_url))
+    app.include_router(_api_router(sources, require_user))
+    app.include_router(_data_docs_router(sources, require_user))
+    return app
 
+
+#: The named exceptions of ``insights`` (and ours) as HTTP status and the ``error`` field of the JSON body.
+_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    insights.InvalidInput: (400, "invalid_input"),
+    insights.NotFound: (404, "not_found"),
+    insights.NotAvailable: (503, "not_available"),
+    Unconfigured: (503, "not_configured"),
+}
+
+
+def _error_handler(status: int, kind: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+        body = {"error": kind, "detail": str(exc)}
+        return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+    return handle
+
+
+def _user_dependency(authenticate: Authenticate | None) -> Authenticate:
     async def require_user(request: Request) -> Any:
         if authenticate is None:
             return None
         return await authenticate(request)
 
-    @app.exception_handler(insights.InvalidInput)
-    async def _invalid(_request: Request, exc: insights.InvalidInput) -> JSONResponse:
-        return _error(400, "invalid_input", str(exc))
+    return require_user
 
-    @app.exception_handler(insights.NotFound)
-    async def _not_found(_request: Request, exc: insights.NotFound) -> JSONResponse:
-        return _error(404, "not_found", str(exc))
 
-    @app.exception_handler(insights.NotAvailable)
-    async def _not_available(_request: Request, exc: insights.NotAvailable) -> JSONResponse:
-        return _error(503, "not_available", str(exc))
+@dataclass(frozen=True)
+class _Sources:
+    """How routes reach the configuration and the warehouse; what cannot be resolved is ``Unconfigured``."""
 
-    @app.exception_handler(Unconfigured)
-    async def _unconfigured(_request: Request, exc: Unconfigured) -> JSONResponse:
-        return _error(503, "not_configured", str(exc))
+    engine: Callable[[], sa.Engine]
+    config: Callable[[], RecsysConfig]
 
-    def settings() -> RecsysConfig:
+    def settings(self) -> RecsysConfig:
         try:
-            return config()
+            return self.config()
         except ConfigError as exc:
             raise Unconfigured(f"the recsys configuration ($RECSYS_CONFIG) is invalid: {exc}") from exc
 
-    def deps() -> tuple[sa.Engine, RecsysConfig]:
-        cfg = settings()
+    def both(self) -> tuple[sa.Engine, RecsysConfig]:
+        cfg = self.settings()
         try:
-            return engine(), cfg
+            return self.engine(), cfg
         except WarehouseError as exc:
             raise Unconfigured(str(exc)) from exc
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+
+def _page_router(require_user: Authenticate, login_url: Callable[[str], str] | None) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request) -> Response:
         try:
             await require_user(request)
@@ -100,18 +119,22 @@ def create_app(
             return RedirectResponse(login_url(str(request.url)), status_code=307)
         return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
 
+    return router
+
+
+def _api_router(sources: _Sources, require_user: Authenticate) -> APIRouter:
     api = APIRouter(prefix="/api", dependencies=[Depends(require_user)])
 
     @api.get("/registry")
     def registry(limit: int = Query(50)) -> dict[str, Any]:
         """The registry timeline: versions, status, decision, parent and primary-metric deltas."""
-        eng, cfg = deps()
+        eng, cfg = sources.both()
         return insights.registry_timeline(eng, cfg, limit=limit)
 
     @api.get("/metrics")
     def metrics(metric: str | None = Query(None, max_length=20), limit: int = Query(300)) -> dict[str, Any]:
         """Metric history of champion, challenger and baseline (the primary metric by default)."""
-        eng, cfg = deps()
+        eng, cfg = sources.both()
         return insights.metric_history(eng, cfg, metric=metric, limit=limit)
 
     @api.get("/validation")
@@ -119,7 +142,7 @@ def create_app(
         request: Request, run_id: str | None = Query(None, max_length=250), runs: int = Query(20)
     ) -> dict[str, Any]:
         """The newest validation runs and one run's expectation outcomes, with Data Docs links."""
-        eng, cfg = deps()
+        eng, cfg = sources.both()
         out = insights.validation_summary(eng, cfg, run_id=run_id, runs=runs)
         for run in out["runs"]:
             rel = run.pop("docs_path")
@@ -129,7 +152,7 @@ def create_app(
     @api.get("/publication")
     def publication(as_of: str | None = Query(None, max_length=10)) -> dict[str, Any]:
         """The newest publication (or that of ``as_of``)."""
-        eng, cfg = deps()
+        eng, cfg = sources.both()
         found = insights.latest_publication(eng, cfg, as_of=as_of)
         if found is None:
             raise insights.NotFound("there is no publication yet; the recsys_retrain DAG publishes one per as-of date")
@@ -139,22 +162,26 @@ def create_app(
     def user_recommendations(user_id: str, as_of: str | None = Query(None, max_length=10)) -> dict[str, Any]:
         """A user's current top-K with titles, scores and reasons."""
         insights.check_id(user_id, kind="user")  # before touching the database or the connection
-        eng, cfg = deps()
+        eng, cfg = sources.both()
         return insights.user_recommendations(eng, cfg, user_id, as_of=as_of)
 
     @api.get("/items/{item_id}/similar")
     def similar_items(item_id: str, limit: int = Query(20)) -> dict[str, Any]:
         """An item, how many users it reaches in the newest publication, and its similar items."""
         insights.check_id(item_id, kind="item")
-        eng, cfg = deps()
+        eng, cfg = sources.both()
         return insights.item_neighbours(eng, cfg, item_id, limit=limit)
 
-    app.include_router(api)
+    return api
 
-    @app.get("/datadocs/{path:path}", name="data_docs", dependencies=[Depends(require_user)], include_in_schema=False)
+
+def _data_docs_router(sources: _Sources, require_user: Authenticate) -> APIRouter:
+    router = APIRouter(dependencies=[Depends(require_user)])
+
+    @router.get("/datadocs/{path:path}", name="data_docs", include_in_schema=False)
     def data_docs(path: str) -> FileResponse:
         """A Great Expectations Data Docs file under the artifact root (nothing else is served)."""
-        target = insights.resolve_data_docs(settings(), path)
+        target = insights.resolve_data_docs(sources.settings(), path)
         return FileResponse(target, headers={"Cache-Control": "no-store"})
 
-    return app
+    return router

@@ -89,7 +89,7 @@ def test_init_creates_the_gpu_pool_and_the_warehouse_is_loaded(resolved):
     script = script.replace("$$", "$").replace("${", "$").replace("}", "")  # v1 keeps the $$ escapes
     assert "airflow db migrate" in script and 'airflow pools set "$RECSYS_GPU_POOL" "$RECSYS_GPU_COUNT"' in script
     synth = resolved["services"]["warehouse-init"]["command"]
-    assert synth[:3] == ["python", "-m", "recsys_tasks.data.synth"] and "--replace" in synth
+    assert synth[:4] == ["python", "-m", "recsys_tasks.cli", "synth"] and "--replace" in synth
     assert init["depends_on"]["warehouse-init"]["condition"] == "service_completed_successfully"
     for name in AIRFLOW_SERVICES - {"airflow-init"}:
         assert resolved["services"][name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully", name

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from recsys_tasks import cli
 from recsys_tasks.config import EVENT_TYPES, WarehouseConfig
 from recsys_tasks.data import sources, synth
 from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
@@ -278,12 +279,20 @@ def test_load_rejects_frames_without_canonical_columns(frames, sqlite_url):
 
 def test_cli_loads_a_demo_warehouse(sqlite_url, caplog):
     caplog.set_level("INFO", logger="recsys_tasks.data")
-    assert synth.main(["--url", sqlite_url, "--users", "20", "--items", "40", "--days", "3", "--replace"]) == 0
+    assert cli.main(["synth", "--url", sqlite_url, "--users", "20", "--items", "40", "--days", "3", "--replace"]) == 0
     engine = sa.create_engine(sqlite_url)
     n_events, n_items = _counts(engine, "")
     engine.dispose()
     assert n_items == 40 and n_events > 0
     assert "done in" in caplog.text
+
+
+@pytest.mark.parametrize("option", [["--schema", "bad-name"], ["--end", "soon"]])
+def test_cli_rejects_bad_options_before_generating(sqlite_url, option, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["synth", "--url", sqlite_url, *option])
+    assert exit_.value.code == 2
+    assert option[0] in capsys.readouterr().err
 
 
 def _counts(engine: sa.Engine, prefix: str) -> tuple[int, int]:
