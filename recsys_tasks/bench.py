@@ -27,7 +27,6 @@ import resource
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -156,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 class _TestCurve:
-    """Wraps ``train.evaluate_next_item`` (called once per epoch) to also rank the test targets."""
+    """Wraps ``training.evaluate_next_item`` (called once per epoch) to also rank the test targets."""
 
     def __init__(self, *, kind: str, vocab: ItemVocab, full: SequenceData, users: np.ndarray, seed: int,
                  t0: float) -> None:
@@ -216,14 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         len(full), len(vocab) - 1, lengths.sum(), len(test_users),
     )
 
-    model_cfg = replace(
-        ModelConfig(),
+    model_cfg = ModelConfig(
         architecture=args.architecture, hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
         max_len=args.max_len, dropout=args.dropout, use_time_gaps=args.time_gaps, use_item_text=False,
         repeat_bias=args.repeat_bias,
     )
-    train_cfg = replace(
-        TrainConfig(),
+    train_cfg = TrainConfig(
         epochs=args.epochs, seed=args.seed, learning_rate=args.lr, batch_size=args.batch_size,
         weight_decay=args.weight_decay, patience=args.patience, max_train_seconds=args.max_train_seconds,
         device=args.device,
@@ -259,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         "users": len(test_users),
         "items": len(vocab) - 1,
         "threads": args.threads,
-        "config": {"model": vars(model_cfg) if args.model != "popularity" else None, "lr": args.lr,
+        "config": {"model": model_cfg.model_dump() if args.model != "popularity" else None, "lr": args.lr,
                    "batch_size": args.batch_size, "max_epochs": args.epochs, "patience": args.patience},
         **extra,
         **(curve.report(args.target_ndcg) if curve is not None else {}),

@@ -2,81 +2,41 @@
 
 ``GRURecModel`` follows Hidasi et al., "Session-based Recommendations with Recurrent Neural
 Networks" (ICLR 2016) as RecBole implements it (item embedding -> dropout -> GRU -> dense), trained
-with the same full-softmax next-item loss and right-padded batches as ``SeqRecModel``, so ``train``
-and ``recommender`` drive both through one interface (``hidden``/``score``/``forward``).
+with the same full-softmax next-item loss and right-padded batches as ``SeqRecModel``: both are a
+``TiedItemOutput``, so ``training`` and ``recommender`` drive them the same way.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from recsys_tasks.config import ModelConfig
 from recsys_tasks.data.sequences import SequenceData
-from recsys_tasks.modeling.model import TiedItemOutput
+from recsys_tasks.modeling.model import TiedItemOutput, init_embeddings
 
 
-class GRURecModel(TiedItemOutput, nn.Module):
+class GRURecModel(TiedItemOutput):
     """GRU4Rec: a GRU over item embeddings; logits tied to the item embeddings."""
 
     def __init__(self, cfg: ModelConfig, num_items: int) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.num_items = num_items
+        super().__init__(cfg, num_items)
+        init_embeddings(self.item_emb)
         d = cfg.hidden_size
-        self.item_emb = nn.Embedding(num_items, d, padding_idx=0)
-        nn.init.normal_(self.item_emb.weight, std=0.02)
-        with torch.no_grad():
-            self.item_emb.weight[0].zero_()
         self.emb_drop = nn.Dropout(cfg.dropout)
         self.gru = nn.GRU(d, 2 * d, num_layers=cfg.num_layers, batch_first=True)
         self.proj = nn.Linear(2 * d, d)
-        self.register_buffer("popularity", torch.zeros(num_items))
 
     def hidden(
-        self,
-        items: torch.Tensor,
-        event_types: torch.Tensor | None = None,
-        time_gaps: torch.Tensor | None = None,
+        self, items: torch.Tensor,
+        event_types: torch.Tensor | None = None, time_gaps: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, T) -> (B, T, C); a recurrent net is causal, and right padding comes after real items."""
         del event_types, time_gaps  # GRU4Rec uses item ids only
         x = self.emb_drop(self.item_emb(items))  # (B, T, C)
         out, _ = self.gru(x)  # (B, T, 2C)
         return self.proj(out)  # (B, T, C)
-
-
-    def next_item_scores(
-        self,
-        items: torch.Tensor,
-        event_types: torch.Tensor | None,
-        time_gaps: torch.Tensor | None,
-        lengths: torch.Tensor,
-    ) -> torch.Tensor:
-        """Scores (B, V) of the item after each right-padded history of ``lengths`` real items."""
-        h = self.hidden(items)  # (B, T, C)
-        h_last = h[torch.arange(len(items), device=items.device), (lengths - 1).clamp_min(0)]  # (B, C)
-        return self.score(h_last.float())
-
-    def forward(
-        self,
-        items: torch.Tensor,
-        event_types: torch.Tensor | None = None,
-        time_gaps: torch.Tensor | None = None,
-        targets: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Without targets: logits (B, T, V). With targets: (logits (N, V), mean next-item loss).
-
-        As in ``SeqRecModel``, logits are computed only at the N non-padding target positions.
-        """
-        h = self.hidden(items)  # (B, T, C)
-        if targets is None:
-            return self.score(h), None
-        valid = targets != 0
-        logits = self.score(h[valid])  # (N, V)
-        return logits, F.cross_entropy(logits.float(), targets[valid])
 
 
 def popularity_counts(

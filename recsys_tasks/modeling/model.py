@@ -45,55 +45,62 @@ def time_gap_buckets(timestamps: np.ndarray, num_buckets: int) -> np.ndarray:
 
 def _transformer_stack(cfg: ModelConfig) -> nn.Module:
     """A randomly initialised GPT-2 or Llama decoder sized from ``cfg`` (no download)."""
+    # We always pass inputs_embeds: the stack's own token table (1 row) and special tokens are unused.
+    no_tokens = {"vocab_size": 1, "use_cache": False, "bos_token_id": None, "eos_token_id": None}
     if cfg.architecture == "gpt2":
         from transformers import GPT2Config, GPT2Model
 
-        hf_cfg = GPT2Config(
-            vocab_size=1,  # unused: we always pass inputs_embeds
-            n_positions=cfg.max_len,
-            n_embd=cfg.hidden_size,
-            n_layer=cfg.num_layers,
-            n_head=cfg.num_heads,
-            resid_pdrop=cfg.dropout,
-            embd_pdrop=cfg.dropout,
-            attn_pdrop=cfg.dropout,
-            use_cache=False,
-            bos_token_id=None,
-            eos_token_id=None,
-        )
-        return _freeze_token_embeddings(GPT2Model(hf_cfg))
-    from transformers import LlamaConfig, LlamaModel
+        drop = cfg.dropout
+        stack = GPT2Model(GPT2Config(
+            n_positions=cfg.max_len, n_embd=cfg.hidden_size, n_layer=cfg.num_layers, n_head=cfg.num_heads,
+            resid_pdrop=drop, embd_pdrop=drop, attn_pdrop=drop, **no_tokens,
+        ))
+    else:
+        from transformers import LlamaConfig, LlamaModel
 
-    hf_cfg = LlamaConfig(
-        vocab_size=1,
-        hidden_size=cfg.hidden_size,
-        intermediate_size=4 * cfg.hidden_size,
-        num_hidden_layers=cfg.num_layers,
-        num_attention_heads=cfg.num_heads,
-        num_key_value_heads=cfg.num_heads,
-        max_position_embeddings=cfg.max_len,
-        attention_dropout=cfg.dropout,
-        use_cache=False,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-    )
-    return _freeze_token_embeddings(LlamaModel(hf_cfg))
-
-
-def _freeze_token_embeddings(stack: nn.Module) -> nn.Module:
-    """The stack's own 1-row token embedding is never used (we pass inputs_embeds): freeze it, so
-    DDP does not wait for a gradient that never comes and the optimizer does not carry it."""
+        stack = LlamaModel(LlamaConfig(
+            hidden_size=cfg.hidden_size, intermediate_size=4 * cfg.hidden_size,
+            num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
+            num_key_value_heads=cfg.num_heads, max_position_embeddings=cfg.max_len,
+            attention_dropout=cfg.dropout, pad_token_id=None, **no_tokens,
+        ))
+    # Frozen, so DDP does not wait for a gradient that never comes and the optimizer does not carry it.
     stack.get_input_embeddings().weight.requires_grad_(False)
     return stack
 
 
-class TiedItemOutput:
-    """Mixin of our sequence models: logits are dot products with the item embedding table
-    (``self.item_emb``), and a ``popularity`` buffer ranks items for users without history."""
+def init_embeddings(*tables: nn.Embedding | None) -> None:
+    """N(0, 0.02) rows with the padding row 0 zeroed (SASRec's and GPT-2's init)."""
+    for emb in tables:
+        if emb is not None:
+            nn.init.normal_(emb.weight, std=0.02)
+            with torch.no_grad():
+                emb.weight[0].zero_()
 
-    item_emb: nn.Embedding
-    popularity: torch.Tensor
+
+class TiedItemOutput(nn.Module):
+    """The output side our sequence models share: logits are dot products with the item table
+    (tied input and output vectors), and a ``popularity`` buffer ranks items for users without history.
+
+    A subclass defines ``hidden(items, event_types, time_gaps)``: (B, T) -> (B, T, C), causal, and
+    calls ``init_embeddings`` where it likes (where it does so fixes the RNG stream of a seeded init).
+    """
+
+    def __init__(
+        self, cfg: ModelConfig, num_items: int, *, repeat_bias: bool = False, sampled_softmax: bool = False
+    ) -> None:
+        """``num_items`` is ``len(vocab)``: the number of embedding rows including padding row 0."""
+        super().__init__()
+        self.cfg = cfg
+        self.num_items = num_items
+        self.sampled_softmax = sampled_softmax
+        self.item_emb = nn.Embedding(num_items, cfg.hidden_size, padding_idx=0)
+        # One learned logit offset for items already in the context: catalogues where people never
+        # re-consume (ratings) learn a large negative value, catalogues with repeat purchases a
+        # positive one (the repeat/explore split of RepeatNet, reduced to a scalar).
+        self.repeat_bias = nn.Parameter(torch.zeros(())) if repeat_bias else None
+        # Training-set interaction counts: the ranking for users without history, and q for logQ.
+        self.register_buffer("popularity", torch.zeros(num_items))
 
     def set_popularity(self, counts: torch.Tensor | np.ndarray) -> None:
         """Store per-index interaction counts (length ``num_items``; index 0 is ignored)."""
@@ -110,39 +117,75 @@ class TiedItemOutput:
         logits[..., 0] = float("-inf")
         return logits
 
+    def _logits(
+        self, h: torch.Tensor, items: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``score`` plus the repeat bias; ``h`` is (B, T, C), or (N, C) at the ``valid`` (B, T) cells."""
+        logits = self.score(h)
+        if self.repeat_bias is None:
+            return logits
+        seen = seen_so_far(items, self.num_items)  # (B, T, V)
+        return logits + self.repeat_bias * (seen if valid is None else seen[valid])
 
-class SeqRecModel(TiedItemOutput, nn.Module):
+    def forward(
+        self,
+        items: torch.Tensor,
+        event_types: torch.Tensor | None = None,
+        time_gaps: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Without targets: logits (B, T, V). With targets: (logits (N, V), mean next-item loss).
+
+        With targets, logits are computed only at the N non-padding target positions (row-major order),
+        which saves the work on padding. With ``sampled_softmax`` the loss is a sampled softmax and no
+        full logits are materialised (``logits`` is None).
+        """
+        h = self.hidden(items, event_types, time_gaps)  # (B, T, C)
+        if targets is None:
+            return self._logits(h, items), None  # (B, T, V)
+        if self.sampled_softmax:
+            return None, sampled_softmax_loss(
+                h, targets, self.item_emb.weight, self.popularity, num_negatives=self.cfg.num_negatives
+            )
+        valid = targets != 0  # (B, T)
+        logits = self._logits(h[valid], items, valid)  # (N, V)
+        return logits, F.cross_entropy(logits.float(), targets[valid])
+
+    def next_item_scores(
+        self,
+        items: torch.Tensor,
+        event_types: torch.Tensor | None,
+        time_gaps: torch.Tensor | None,
+        lengths: torch.Tensor,
+    ) -> torch.Tensor:
+        """Scores (B, V) of the item after each right-padded history of ``lengths`` real items."""
+        h = self.hidden(items, event_types, time_gaps)  # (B, T, C)
+        h_last = h[torch.arange(len(items), device=items.device), (lengths - 1).clamp_min(0)]  # (B, C)
+        scores = self.score(h_last.float())  # (B, V)
+        if self.repeat_bias is not None:
+            seen = torch.zeros_like(scores).scatter_(1, items, 1.0)  # (B, V): in the history at all
+            scores = scores + self.repeat_bias.float() * seen
+            scores[:, 0] = float("-inf")
+        return scores
+
+
+class SeqRecModel(TiedItemOutput):
     """Next-item prediction with a causal transformer; logits tied to the item embeddings."""
 
     def __init__(self, cfg: ModelConfig, num_items: int) -> None:
-        """``num_items`` is ``len(vocab)``: the number of embedding rows including padding row 0."""
-        super().__init__()
-        self.cfg = cfg
-        self.num_items = num_items
+        sampled = num_items - 1 > cfg.sampled_softmax_above
+        super().__init__(cfg, num_items, repeat_bias=cfg.repeat_bias, sampled_softmax=sampled)
         d = cfg.hidden_size
-        self.item_emb = nn.Embedding(num_items, d, padding_idx=0)
         self.type_emb = nn.Embedding(NUM_EVENT_TYPES, d, padding_idx=0) if cfg.use_event_types else None
         self.gap_emb = nn.Embedding(cfg.time_gap_buckets + 1, d, padding_idx=0) if cfg.use_time_gaps else None
         # GPT-2 applies its own dropout to the summed input embeddings; Llama has none, so we add it.
         self.emb_drop = nn.Dropout(cfg.dropout) if cfg.architecture == "llama" else nn.Identity()
         self.decoder = _transformer_stack(cfg)
-        # One learned logit offset for items already in the context: catalogues where people never
-        # re-consume (ratings) learn a large negative value, catalogues with repeat purchases a
-        # positive one (the repeat/explore split of RepeatNet, reduced to a scalar).
-        self.repeat_bias = nn.Parameter(torch.zeros(())) if cfg.repeat_bias else None
-        # Training-set interaction counts: the ranking for users without history, and q for logQ.
-        self.register_buffer("popularity", torch.zeros(num_items))
-        for emb in (self.item_emb, self.type_emb, self.gap_emb):
-            if emb is not None:
-                nn.init.normal_(emb.weight, std=0.02)
-                with torch.no_grad():
-                    emb.weight[0].zero_()
+        init_embeddings(self.item_emb, self.type_emb, self.gap_emb)
 
     def hidden(
-        self,
-        items: torch.Tensor,
-        event_types: torch.Tensor | None = None,
-        time_gaps: torch.Tensor | None = None,
+        self, items: torch.Tensor,
+        event_types: torch.Tensor | None = None, time_gaps: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Hidden state at every position: (B, T) -> (B, T, C)."""
         x = self.item_emb(items)  # (B, T, C)
@@ -158,52 +201,6 @@ class SeqRecModel(TiedItemOutput, nn.Module):
         positions = torch.arange(items.shape[1], device=items.device).unsqueeze(0).expand_as(items)
         out = self.decoder(inputs_embeds=x, position_ids=positions, use_cache=False)
         return out.last_hidden_state  # (B, T, C)
-
-    def forward(
-        self,
-        items: torch.Tensor,
-        event_types: torch.Tensor | None = None,
-        time_gaps: torch.Tensor | None = None,
-        targets: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Without targets: logits (B, T, V). With targets: (logits (N, V), mean next-item loss).
-
-        With targets, logits are computed only at the N non-padding target positions (row-major order),
-        which saves the work on padding. With a catalogue above ``cfg.sampled_softmax_above`` the loss
-        is a sampled softmax and no full logits are materialised (``logits`` is None).
-        """
-        h = self.hidden(items, event_types, time_gaps)  # (B, T, C)
-        if targets is None:
-            logits = self.score(h)  # (B, T, V)
-            if self.repeat_bias is not None:
-                logits = logits + self.repeat_bias * seen_so_far(items, self.num_items)
-            return logits, None
-        if self.num_items - 1 > self.cfg.sampled_softmax_above:
-            return None, sampled_softmax_loss(
-                h, targets, self.item_emb.weight, self.popularity, num_negatives=self.cfg.num_negatives
-            )
-        valid = targets != 0  # (B, T)
-        logits = self.score(h[valid])  # (N, V)
-        if self.repeat_bias is not None:
-            logits = logits + self.repeat_bias * seen_so_far(items, self.num_items)[valid]
-        return logits, F.cross_entropy(logits.float(), targets[valid])
-
-    def next_item_scores(
-        self,
-        items: torch.Tensor,
-        event_types: torch.Tensor | None,
-        time_gaps: torch.Tensor | None,
-        lengths: torch.Tensor,
-    ) -> torch.Tensor:
-        """Scores (B, V) of the item after each right-padded history of ``lengths`` real items."""
-        h = self.hidden(items, event_types, time_gaps)  # (B, T, C)
-        h_last = h[torch.arange(len(items), device=items.device), (lengths - 1).clamp_min(0)]  # (B, C)
-        scores = self.score(h_last.float())  # (B, V)
-        if self.repeat_bias is not None:
-            seen = torch.zeros_like(scores).scatter_(1, items, 1.0)
-            scores = scores + self.repeat_bias.float() * seen
-            scores[:, 0] = float("-inf")
-        return scores
 
 
 def seen_so_far(items: torch.Tensor, num_items: int) -> torch.Tensor:
@@ -241,11 +238,6 @@ def sampled_softmax_loss(
     neg_logit = neg_logit.masked_fill(neg.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))  # accidental hits
     logits = torch.cat([pos_logit.unsqueeze(1), neg_logit], dim=1).float()  # (N, 1 + S)
     return F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=h.device))
-
-
-def num_parameters(model: nn.Module) -> int:
-    """Trainable parameter count."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def make_batch(
@@ -286,8 +278,9 @@ def make_batch(
 __all__ = [
     "NUM_EVENT_TYPES",
     "SeqRecModel",
+    "TiedItemOutput",
+    "init_embeddings",
     "make_batch",
-    "num_parameters",
     "sampled_softmax_loss",
     "seen_so_far",
     "time_gap_buckets",

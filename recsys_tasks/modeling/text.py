@@ -32,8 +32,13 @@ class TextEncoderError(RuntimeError):
 
 
 def item_text(title: str | None, category: str | None) -> str:
-    """The text the encoder sees for one item."""
-    return f"{title or ''} | {category or ''}"
+    """The text the encoder sees for one item: ``"title | category"``, or the part that is present.
+
+    A missing part is None or a pandas null (NaN, NA). The text cache is keyed by this output:
+    changing the format re-encodes every item on the next run.
+    """
+    parts = (p if isinstance(p, str) else "" for p in (title, category))
+    return " | ".join(parts).strip(" |")
 
 
 def encoder_path(encoder: str) -> str:

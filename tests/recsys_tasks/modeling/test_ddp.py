@@ -13,7 +13,7 @@ from recsys_tasks.data.sequences import ItemVocab, build_sequences
 from recsys_tasks.data.snapshot import EVENTS_SCHEMA, ITEMS_SCHEMA
 from recsys_tasks.modeling.artifacts import read_sidecar
 from recsys_tasks.serving.recommender import load_recommender
-from recsys_tasks.stages.train import train_with_torchrun
+from recsys_tasks.stages.train import train_from_snapshot
 
 
 def test_torchrun_two_processes_train_one_model(tmp_path, capfd):
@@ -31,7 +31,8 @@ def test_torchrun_two_processes_train_one_model(tmp_path, capfd):
         "train": {"epochs": 2, "batch_size": 32, "nproc_per_node": 2, "device": "cpu"},
     })
     out = tmp_path / "train"
-    summary = train_with_torchrun(cfg, snapshot=snapshot, cutoff=datetime(2026, 1, 14, tzinfo=timezone.utc), out_dir=out)
+    # nproc_per_node=2: train_from_snapshot relaunches itself under torchrun
+    summary = train_from_snapshot(cfg, snapshot=snapshot, cutoff=datetime(2026, 1, 14, tzinfo=timezone.utc), out_dir=out)
 
     logs = capfd.readouterr()
     assert "(world 2)" in logs.out + logs.err, "both processes joined one DDP group"

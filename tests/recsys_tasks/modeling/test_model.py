@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
@@ -19,7 +17,7 @@ def _models(cfg: ModelConfig):
     torch.manual_seed(0)
     return [
         SeqRecModel(cfg, V).eval(),
-        SeqRecModel(replace(cfg, architecture="llama"), V).eval(),
+        SeqRecModel(cfg.model_copy(update={"architecture": "llama"}), V).eval(),
         GRURecModel(cfg, V).eval(),
     ]
 
@@ -64,7 +62,7 @@ def test_padding_has_no_effect(tiny_model_cfg, index):
 @pytest.mark.parametrize("architecture", ["gpt2", "llama"])
 def test_overfits_one_small_batch(tiny_model_cfg, architecture):
     torch.manual_seed(0)
-    cfg = replace(tiny_model_cfg, architecture=architecture, hidden_size=32)
+    cfg = tiny_model_cfg.model_copy(update={"architecture": architecture, "hidden_size": 32})
     model = SeqRecModel(cfg, V)
     items = torch.tensor([[1, 5, 9, 13, 17], [2, 4, 6, 0, 0]])
     targets = torch.tensor([[5, 9, 13, 17, 3], [4, 6, 8, 0, 0]])
@@ -84,7 +82,7 @@ def test_overfits_one_small_batch(tiny_model_cfg, architecture):
 
 def test_sampled_softmax_is_used_above_the_threshold(tiny_model_cfg):
     torch.manual_seed(0)
-    cfg = replace(tiny_model_cfg, sampled_softmax_above=10, num_negatives=8)
+    cfg = tiny_model_cfg.model_copy(update={"sampled_softmax_above": 10, "num_negatives": 8})
     model = SeqRecModel(cfg, V)
     model.set_popularity(np.arange(V, dtype=np.float32))
     items = torch.tensor([[1, 2, 3]])

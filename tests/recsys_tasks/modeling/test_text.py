@@ -60,3 +60,48 @@ def test_pca_projection_shape_and_scale():
     z = pca_projection(np.random.default_rng(0).normal(size=(50, 10)), 4, std=0.02)
     assert z.shape == (50, 4)
     assert z.std() == pytest.approx(0.02, rel=1e-3)
+
+
+def test_item_text_leaves_out_the_separator_when_a_part_is_missing():
+    assert item_text("Heat", "Crime") == "Heat | Crime"
+    assert item_text("Heat", None) == item_text("Heat", "") == "Heat"
+    assert item_text(None, "Crime") == item_text(float("nan"), "Crime") == "Crime"  # NaN: a pandas null
+    assert item_text(None, None) == ""
+
+
+def test_the_train_stage_encodes_item_text(tmp_path, monkeypatch):
+    # The text cache is keyed by the text: the stage must hand train_model exactly item_text's output.
+    from datetime import datetime, timezone
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import recsys_tasks.modeling.training as training
+    from recsys_tasks.config import RecsysConfig
+    from recsys_tasks.data import synth
+    from recsys_tasks.data.snapshot import EVENTS_SCHEMA, ITEMS_SCHEMA
+    from recsys_tasks.stages.train import train_from_snapshot
+
+    events, items = synth.generate(
+        n_users=10, n_items=6, start=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        end=datetime(2026, 1, 5, tzinfo=timezone.utc), events_per_user_per_day=2.0, seed=0,
+    )
+    items.loc[0, "category"] = None
+    items.loc[1, "title"] = None
+    for name, frame, schema in (("events", events, EVENTS_SCHEMA), ("items", items, ITEMS_SCHEMA)):
+        table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+    seen = {}
+
+    def fake_train_model(**kwargs):
+        seen.update(kwargs["item_text"])
+        return training.TrainResult(model_dir=tmp_path, metrics={})
+
+    monkeypatch.setattr(training, "train_model", fake_train_model)
+    cfg = RecsysConfig.from_mapping({"artifact_root": str(tmp_path / "artifacts")})
+    cutoff = datetime(2026, 1, 4, tzinfo=timezone.utc)
+    train_from_snapshot(cfg, snapshot=tmp_path, cutoff=cutoff, out_dir=tmp_path / "m")
+    assert seen == {
+        str(row.item_id): item_text(row.title, row.category) for row in items.itertuples()
+    }
+    assert seen[str(items.item_id[0])] == items.title[0]  # no dangling " | "

@@ -1,0 +1,41 @@
+"""Training samples: windows by hand, and the replay share kept when fine-tuning."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recsys_tasks.data.sequences import SequenceData
+from recsys_tasks.modeling.windows import collate, prepare, replay_windows, training_windows
+
+
+def test_training_windows_by_hand():
+    # user 0 has 5 items: latest window items[2:5], then items[0:3] (targets 1,2 then 3,4 do not overlap)
+    windows = training_windows(np.array([5, 1, 2]), max_len=2)
+    assert windows.tolist() == [[0, 2, 5], [0, 0, 3], [2, 0, 2]]
+
+
+def test_replay_keeps_every_latest_window_and_a_share_of_older_ones(tiny_model_cfg):
+    items = [np.arange(1, 31), np.arange(1, 4)]
+    kinds = [np.ones_like(s) for s in items]
+    data = SequenceData(["a", "b"], items, kinds, [np.arange(len(s)) for s in items])
+    prepared = prepare(data, tiny_model_cfg.model_copy(update={"max_len": 4}), seed=0)
+    # user a: 29 training items (the 30th is validation) -> windows ending at 29, 25, 21, ..., 5
+    assert len(prepared.windows) == 7 + 1
+    none = replay_windows(prepared, 0.0, seed=0)
+    assert none.tolist() == [[0, 24, 29], [1, 0, 2]]
+    assert len(replay_windows(prepared, 1.0, seed=0)) == 8
+
+
+def test_prepare_holds_out_the_last_item_and_collate_shifts_targets_by_one(tiny_model_cfg):
+    items = [np.array([5, 6, 7, 8]), np.array([3, 4])]
+    kinds = [np.full(len(s), 2) for s in items]
+    data = SequenceData(["a", "b"], items, kinds, [np.arange(len(s)) * 60 for s in items])
+    prepared = prepare(data, tiny_model_cfg, seed=0)
+    # only "a" has 3+ items: its last item (8) is the validation target; "b" keeps both items
+    assert prepared.val_users.tolist() == [0] and prepared.val_targets.tolist() == [8]
+    assert [s.tolist() for s in prepared.items] == [[5, 6, 7], [3, 4]]
+    x, ty, ga, y = collate(prepared, prepared.windows)
+    assert x.tolist() == [[5, 6], [3, 0]]  # right padded
+    assert y.tolist() == [[6, 7], [4, 0]]  # the next item; 0 is ignored by the loss
+    assert ty.tolist() == [[2, 2], [2, 0]]
+    assert (ga[x == 0] == 0).all() and (ga[x > 0] > 0).all()
