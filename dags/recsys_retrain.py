@@ -88,7 +88,10 @@ def recsys_retrain() -> None:
     def evaluate(validated: dict[str, Any], trained: dict[str, Any], **context: Any) -> dict[str, Any]:
         from recsys_tasks import stages
 
-        return stages.evaluate.run(_context(context), validated["snapshot"], trained["model_version"], force_promote=context["params"]["force_promote"])
+        return stages.evaluate.run(
+            _context(context), validated["snapshot"], trained["model_version"],
+            force_promote=context["params"]["force_promote"], full_retrain=context["params"]["full_retrain"],
+        )
 
     @task.branch
     def decide(evaluation: dict[str, Any], **context: Any) -> str:

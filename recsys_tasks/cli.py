@@ -2,6 +2,7 @@
 
     python -m recsys_tasks.cli query --url URL --file sql/examples/top5_for_three_users.sql
     python -m recsys_tasks.cli models --url URL
+    python -m recsys_tasks.cli models verify --url URL     # check every version's files against its checksum
     python -m recsys_tasks.cli grant-reader --url URL [--role recsys_reader]
     python -m recsys_tasks.cli synth --url URL [--users 2000 --items 500 --days 30 --replace]
 
@@ -66,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     q = sub.add_parser("query", parents=[common], help="run SQL (a file or a string) and print the result")
     q.add_argument("--file", type=Path)
     q.add_argument("--sql")
-    sub.add_parser("models", parents=[common], help="list the model registry")
+    models = sub.add_parser("models", parents=[common], help="list the model registry, or verify every version's files")
+    models.add_argument("action", nargs="?", choices=["list", "verify"], default="list")
     tr = sub.add_parser("train", parents=[common], help="train on a run snapshot (what the train task runs; use under torchrun for DDP)")
     tr.add_argument("--snapshot", required=True, type=Path, help="a run's clean/ snapshot directory")
     tr.add_argument("--cutoff", required=True, help="ISO timestamp: only events before it are trained on")
@@ -79,6 +81,28 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--role", help="role name (default: config publish.reader_role)")
     synth_cli.add_arguments(sub.add_parser("synth", parents=[common], help="generate a synthetic shop into the warehouse"))
     return parser
+
+
+def _models(engine: sa.Engine, cfg: RecsysConfig, *, verify: bool) -> int:
+    """Print the registry; with ``verify``, each version's integrity, and exit 1 if any fails."""
+    from recsys_tasks.registry import ModelIntegrityError, list_models
+
+    records = list_models(engine, cfg.warehouse.output_schema)
+    if not verify:
+        metric = cfg.evaluation.primary_metric
+        rows = [(r.model_version, r.status, r.parent_version, r.as_of, r.metrics.get(metric), r.decision) for r in records]
+        print(format_table(["model_version", "status", "parent", "as_of", metric, "decision"], rows))
+        return 0
+    rows, failed = [], 0
+    for r in records:
+        try:
+            r.verified_dir()
+            rows.append((r.model_version, r.status, "ok", ""))
+        except ModelIntegrityError as exc:
+            failed += 1
+            rows.append((r.model_version, r.status, "FAILED", str(exc).split(". Nothing was written")[0]))
+    print(format_table(["model_version", "status", "integrity", "problem"], rows, max_width=120))
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,11 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             print(f"role {role} can read schema {cfg.warehouse.output_schema}; grant it to a login role to use it")
         elif args.command == "models":
-            from recsys_tasks.registry import list_models
-
-            records = list_models(engine, cfg.warehouse.output_schema)
-            rows = [(r.model_version, r.status, r.parent_version, r.as_of, r.metrics.get(cfg.evaluation.primary_metric), r.decision) for r in records]
-            print(format_table(["model_version", "status", "parent", "as_of", cfg.evaluation.primary_metric, "decision"], rows))
+            return _models(engine, cfg, verify=args.action == "verify")
     except sa.exc.SQLAlchemyError as exc:
         print(f"error: {exc.__class__.__name__}: {getattr(exc, 'orig', exc)}", file=sys.stderr)
         return 2

@@ -112,6 +112,22 @@ class WarehouseConfig(_Section):
     item_columns: dict[str, Identifier] = Field(default_factory=lambda: _identity(_ITEM_FIELDS))
     output_schema: Identifier = "recsys"
     chunk_rows: PositiveInt = 50_000
+    connect_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    statement_timeout_s: Annotated[float, Field(ge=0)] = 1800.0
+    naive_timestamps_are: str | None = None
+
+    @field_validator("naive_timestamps_are")
+    @classmethod
+    def _time_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone name (e.g. UTC, Europe/Berlin)") from None
+        return value
 
     @field_validator("event_columns", "item_columns")
     @classmethod

@@ -31,6 +31,18 @@ class RegistryError(RuntimeError):
     """The registry cannot do what was asked; the message says which version and why."""
 
 
+class ModelIntegrityError(RegistryError):
+    """A registered model's files are missing, unreadable or differ from the registry's checksum."""
+
+
+#: What to do when a model fails verification (said in every ModelIntegrityError).
+RECOVERY = (
+    "Nothing was written with it. `python -m recsys_tasks.cli models verify` lists which versions are intact; "
+    "`python -m recsys_tasks.cli rollback --to <version>` makes an intact one champion, or trigger "
+    "recsys_retrain with full_retrain=true to train a new model judged against most-popular alone."
+)
+
+
 @dataclass(frozen=True)
 class ModelRecord:
     """A registry row."""
@@ -54,6 +66,23 @@ class ModelRecord:
     @property
     def model_dir(self) -> Path:
         return Path(self.artifact_uri)
+
+    def verified_dir(self) -> Path:
+        """The model directory, after checking its files against the checksum stored at registration."""
+        path = self.model_dir
+        where = f"model {self.model_version} ({self.status}) at {path}"
+        if not path.is_dir():
+            raise ModelIntegrityError(f"{where}: the directory is missing (expected sha256 {self.checksum}). {RECOVERY}")
+        try:
+            actual = directory_checksum(path)
+        except OSError as exc:
+            raise ModelIntegrityError(f"{where}: its files cannot be read ({exc}). {RECOVERY}") from exc
+        if actual != self.checksum:
+            raise ModelIntegrityError(
+                f"{where}: the files do not match the registry (expected sha256 {self.checksum}, found {actual}); "
+                f"they changed after registration (corruption or a manual edit). {RECOVERY}"
+            )
+        return path
 
 
 
@@ -164,10 +193,7 @@ def set_metrics(engine: sa.Engine, schema: str, model_version: str, metrics: Map
 def promote(engine: sa.Engine, schema: str, model_version: str, *, decision: str) -> None:
     """Make ``model_version`` the champion and retire the previous one, in one transaction."""
     with engine.begin() as conn:
-        _lock(conn, schema)
-        row = conn.execute(statement("select_model", schema=schema), {"model_version": model_version}).first()
-        if row is None:
-            raise RegistryError(f"model version {model_version!r} is not in {schema}.model_registry")
+        row = _locked_row(conn, schema, model_version)
         if row.status == "champion":
             return
         stamp = now_iso()
@@ -184,16 +210,22 @@ def set_status(engine: sa.Engine, schema: str, model_version: str, status: str, 
     if status not in STATUSES or status == "champion":
         raise RegistryError(f"status {status!r} cannot be set directly; use promote() for champion")
     with engine.begin() as conn:
-        _lock(conn, schema)
-        row = conn.execute(statement("select_model", schema=schema), {"model_version": model_version}).first()
-        if row is None:
-            raise RegistryError(f"model version {model_version!r} is not in {schema}.model_registry")
+        row = _locked_row(conn, schema, model_version)
         if row.status == "champion":
             raise RegistryError(f"{model_version} is the champion; promote another version instead")
         conn.execute(
             statement("update_model_status", schema=schema),
             {"model_version": model_version, "status": status, "decision": decision, "now": now_iso()},
         )
+
+
+def _locked_row(conn: sa.Connection, schema: str, model_version: str) -> sa.Row:
+    """``model_version``'s registry row, read after taking the registry lock; a named error if it is missing."""
+    _lock(conn, schema)
+    row = conn.execute(statement("select_model", schema=schema), {"model_version": model_version}).first()
+    if row is None:
+        raise RegistryError(f"model version {model_version!r} is not in {schema}.model_registry")
+    return row
 
 
 def _lock(conn: sa.Connection, schema: str) -> None:

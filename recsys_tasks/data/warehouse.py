@@ -10,6 +10,7 @@ schema's name (``<warehouse>.<schema>.db`` next to the warehouse file). The same
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -20,8 +21,8 @@ import sqlalchemy as sa
 
 from recsys_tasks.config import WarehouseConfig
 from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
-from recsys_tasks.sqlfiles import load_sql, split_statements
-from recsys_tasks.timeutil import iso, utc
+from recsys_tasks.sqlfiles import load_sql, quote_identifier, split_statements, sql_path, statement
+from recsys_tasks.timeutil import iso, now_iso, utc
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,37 @@ class WarehouseError(RuntimeError):
     """The warehouse cannot be read as configured; the message names the table, column or connection."""
 
 
-def create_engine(url: str | sa.URL, *, output_schema: str = "recsys", **kwargs: Any) -> sa.Engine:
-    """A SQLAlchemy engine; on SQLite the output schema is attached as its own database file."""
-    engine = sa.create_engine(url, **kwargs)
+#: SQLSTATEs that mean "connecting failed" or "not allowed", which the user fixes in the connection or
+#: with a GRANT: they become a WarehouseError that names host, database and role (never the password).
+_CONNECTION_STATES = {"08000", "08001", "08003", "08004", "08006", "28000", "28P01", "3D000", "57P01", "57P03"}
+_PRIVILEGE_STATES = {"42501"}
+_TIMEOUT_STATES = {"57014", "55P03"}  # statement / lock timeout
+
+
+def create_engine(
+    url: str | sa.URL,
+    *,
+    output_schema: str = "recsys",
+    connect_timeout_s: float | None = 10.0,
+    statement_timeout_s: float | None = None,
+    **kwargs: Any,
+) -> sa.Engine:
+    """A SQLAlchemy engine that fails fast and clearly.
+
+    Connecting gives up after ``connect_timeout_s``; on PostgreSQL every statement is cancelled
+    after ``statement_timeout_s`` (None: no limit). Connection, permission and timeout failures are
+    raised as :class:`WarehouseError` naming host, database and role. On SQLite the output schema
+    is attached as its own database file.
+    """
+    url = sa.engine.make_url(url)
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
+        if connect_timeout_s:
+            connect_args.setdefault("connect_timeout", max(1, round(connect_timeout_s)))
+        if statement_timeout_s:
+            connect_args.setdefault("options", f"-c statement_timeout={round(statement_timeout_s * 1000)}")
+    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    _raise_warehouse_errors(engine)
     if engine.dialect.name == "sqlite":
         database = engine.url.database
         if database and database != ":memory:":
@@ -50,6 +79,41 @@ def create_engine(url: str | sa.URL, *, output_schema: str = "recsys", **kwargs:
             cursor.close()
 
     return engine
+
+
+def _raise_warehouse_errors(engine: sa.Engine) -> None:
+    """Turn connection, permission and timeout failures of ``engine`` into ``WarehouseError``s."""
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _named(context: Any) -> Exception | None:
+        original = context.original_exception
+        state = getattr(original, "sqlstate", None)
+        connecting = context.connection is None or context.is_disconnect
+        if state in _PRIVILEGE_STATES:
+            what = "is not allowed to do this"
+            fix = (
+                "Grant the missing privilege to this role (docs/operations.md, 'Database roles and privileges' "
+                "lists what the pipeline needs), or use a connection with a role that has it."
+            )
+        elif state in _TIMEOUT_STATES:
+            what = "gave up waiting"
+            fix = "A statement or lock wait ran past its timeout: retry later, or raise warehouse.statement_timeout_s."
+        elif state in _CONNECTION_STATES or (connecting and isinstance(context.sqlalchemy_exception, sa.exc.OperationalError)):
+            what = "could not be reached or refused the login"
+            fix = "Check the connection's host, port, database and credentials, and that the server is up."
+        else:
+            return None
+        detail = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+        return WarehouseError(f"the warehouse {where(engine)} {what}: {detail}. {fix}")
+
+
+def where(engine: sa.Engine) -> str:
+    """``host:port/database as role`` of ``engine``, for messages (never the password)."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite file {url.database or ':memory:'}"
+    host = f"{url.host or 'localhost'}{f':{url.port}' if url.port else ''}"
+    return f"{host}/{url.database or ''} (role {url.username or '<default>'})"
 
 
 def url_from_connection(
@@ -116,51 +180,116 @@ def table_ref(schema: str | None, table: str) -> str:
     return f"{schema}.{table}" if schema else table
 
 
-def ensure_output_schema(engine: sa.Engine, schema: str) -> None:
-    """Create our output schema and tables if they do not exist (idempotent)."""
+def ensure_output_schema(engine: sa.Engine, schema: str) -> bool:
+    """Create or upgrade our output schema when it is missing or older than the DDL this code ships.
+
+    When the schema is current this is one SELECT and takes no lock a reader could wait on; the
+    DDL (``CREATE OR REPLACE VIEW``, ``CREATE INDEX``: locks readers queue behind) runs once per
+    version of ``sql/schema/create_output_tables``, serialised between concurrent first runs.
+    Returns whether it ran the DDL.
+    """
     dialect = engine.dialect.name
+    version = output_schema_version(dialect)
+    if _applied_version(engine, schema) == version:
+        return False
     script = load_sql("schema/create_output_tables", dialect=dialect, schema=schema)
     with engine.begin() as conn:
         if dialect == "postgresql":
-            # Concurrent first runs must not race on CREATE SCHEMA.
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"recsys-ddl-{schema}"})
-            conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        for statement in split_statements(script):
-            conn.exec_driver_sql(statement)
+            # Only create the schema when it is missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the
+            # database even when the schema exists, which a least-privileged pipeline role lacks.
+            if conn.execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).first() is None:
+                conn.execute(sa.text(f"CREATE SCHEMA {quote_identifier(schema, key='warehouse.output_schema')}"))
+        if _applied_version(conn, schema) == version:  # another run upgraded it while we waited
+            return False
+        log.info("creating/upgrading the output schema %s to version %s", schema, version)
+        for ddl in split_statements(script):
+            conn.exec_driver_sql(ddl)
+        conn.execute(statement("upsert_schema_version", schema=schema), {"version": version, "applied_at": now_iso()})
+    return True
+
+
+def output_schema_version(dialect: str) -> str:
+    """Version of the output schema DDL this code ships: a digest of its SQL file."""
+    text = sql_path("schema/create_output_tables", dialect=dialect).read_text(encoding="utf-8")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _applied_version(bind: sa.Engine | sa.Connection, schema: str) -> str | None:
+    if not sa.inspect(bind).has_table("schema_version", schema=schema):
+        return None
+    if isinstance(bind, sa.Engine):
+        with bind.connect() as conn:
+            return conn.execute(statement("select_schema_version", schema=schema)).scalar()
+    return bind.execute(statement("select_schema_version", schema=schema)).scalar()
+
+
+#: Canonical timestamp columns of the warehouse contract, whose time zone must be known.
+TIMESTAMP_COLUMNS = {"events": "event_ts", "items": "created_at"}
 
 
 def check_source_tables(engine: sa.Engine, cfg: WarehouseConfig) -> None:
-    """Raise ``WarehouseError`` naming the table or column when the source does not match the config."""
-    try:
-        inspector = sa.inspect(engine)
-    except sa.exc.OperationalError as exc:
-        raise WarehouseError(
-            f"cannot connect to the warehouse {describe(engine)}: {exc.orig}. Check the recsys_warehouse "
-            "connection (host, port, database, credentials)."
-        ) from exc
-    for table, mapping in (
-        (cfg.events_table, {c: cfg.event_column(c) for c in EVENT_COLUMNS}),
-        (cfg.items_table, {c: cfg.item_column(c) for c in ITEM_COLUMNS}),
+    """Raise ``WarehouseError`` naming the table or column when the source does not match the config.
+
+    Besides presence, timestamp columns are checked: a ``timestamp without time zone`` (``DATETIME``)
+    column is refused unless ``warehouse.naive_timestamps_are`` says which zone its values are in,
+    because the database would compare it in its session's time zone and shift the interval.
+    """
+    inspector = sa.inspect(engine)
+    for kind, table, mapping in (
+        ("events", cfg.events_table, {c: cfg.event_column(c) for c in EVENT_COLUMNS}),
+        ("items", cfg.items_table, {c: cfg.item_column(c) for c in ITEM_COLUMNS}),
     ):
-        where = table_ref(cfg.source_schema, table)
+        where_table = table_ref(cfg.source_schema, table)
         if not inspector.has_table(table, schema=cfg.source_schema):
             raise WarehouseError(
-                f"table {where} does not exist in the warehouse {describe(engine)}. Create it (see "
+                f"table {where_table} does not exist in the warehouse {describe(engine)}. Create it (see "
                 "sql/schema/create_source_tables.*.sql) or point warehouse.events_table / "
                 "warehouse.items_table at your table or view."
             )
-        present = {col["name"] for col in inspector.get_columns(table, schema=cfg.source_schema)}
-        missing = {canon: src for canon, src in mapping.items() if src not in present}
+        columns = {col["name"]: col["type"] for col in inspector.get_columns(table, schema=cfg.source_schema)}
+        missing = {canon: src for canon, src in mapping.items() if src not in columns}
         if missing:
             listing = ", ".join(f"{src} (for {canon})" for canon, src in sorted(missing.items()))
             raise WarehouseError(
-                f"table {where} in {describe(engine)} lacks column(s) {listing}. Add them or map your "
+                f"table {where_table} in {describe(engine)} lacks column(s) {listing}. Add them or map your "
                 "own names in warehouse.event_columns / warehouse.item_columns."
+            )
+        ts_column = mapping[TIMESTAMP_COLUMNS[kind]]
+        if _is_naive_timestamp(columns[ts_column]) and cfg.naive_timestamps_are is None:
+            raise WarehouseError(
+                f"column {ts_column} of {where_table} is a timestamp without time zone ({columns[ts_column]}), so "
+                f"the database would read it in its session's time zone and shift the run's interval. Set "
+                "warehouse.naive_timestamps_are to the zone its values are written in (e.g. UTC), or expose a "
+                "view that converts it to timestamp with time zone."
             )
 
 
-def bind_timestamp(engine: sa.Engine, value: datetime) -> Any:
-    """A timestamp as a bound parameter the dialect compares correctly with stored values."""
+def naive_timestamp_zone(engine: sa.Engine, cfg: WarehouseConfig, kind: str) -> str | None:
+    """The configured zone of ``kind``'s (``events``/``items``) timestamp column when it is naive, else None."""
+    if cfg.naive_timestamps_are is None:
+        return None
+    table = cfg.events_table if kind == "events" else cfg.items_table
+    column = (cfg.event_column if kind == "events" else cfg.item_column)(TIMESTAMP_COLUMNS[kind])
+    types = {c["name"]: c["type"] for c in sa.inspect(engine).get_columns(table, schema=cfg.source_schema)}
+    return cfg.naive_timestamps_are if _is_naive_timestamp(types.get(column)) else None
+
+
+def _is_naive_timestamp(column_type: Any) -> bool:
+    # SQLite has no timestamp type: the contract stores UTC text there (README, warehouse contract).
+    return isinstance(column_type, sa.DateTime) and not getattr(column_type, "timezone", False)
+
+
+def bind_timestamp(engine: sa.Engine, value: datetime, *, naive_zone: str | None = None) -> Any:
+    """A timestamp as a bound parameter the dialect compares correctly with stored values.
+
+    Against a naive column (``naive_zone`` set) it is the wall time in that zone, without a zone,
+    so the database compares like with like whatever its session's time zone.
+    """
+    if naive_zone is not None:
+        from zoneinfo import ZoneInfo
+
+        return utc(value).astimezone(ZoneInfo(naive_zone)).replace(tzinfo=None)
     return iso(value) if engine.dialect.name == "sqlite" else utc(value)
 
 

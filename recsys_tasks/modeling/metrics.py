@@ -43,9 +43,28 @@ def ranking_metrics(
 
 
 def rank_of_targets(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """1-based rank of each row's target among that row's scores (ties count against the target)."""
+    """1-based rank of each row's target among that row's scores (ties count against the target).
+
+    NaN and infinite scores rank last: a broken score can never look like a perfect hit.
+    """
+    scores = np.where(np.isfinite(scores), scores, -np.inf)
     target_scores = scores[np.arange(len(targets)), targets]
     return (scores >= target_scores[:, None]).sum(axis=1)
+
+
+class NonFiniteMetric(ValueError):
+    """A metric came out NaN or infinite: the scores behind it are broken and must not be stored."""
+
+
+def require_finite(metrics: dict[str, float], *, what: str) -> dict[str, float]:
+    """``metrics`` if every value is finite, else ``NonFiniteMetric`` naming them and ``what`` was scored."""
+    bad = {name: value for name, value in metrics.items() if not np.isfinite(value)}
+    if bad:
+        raise NonFiniteMetric(
+            f"{what}: metrics {bad} are not finite, so its scores are broken (NaN/inf). Nothing was stored; "
+            "retrain it (full_retrain=true) or roll back to a verified version."
+        )
+    return metrics
 
 
 def metrics_from_ranks(ranks: np.ndarray, *, k: int) -> dict[str, float]:

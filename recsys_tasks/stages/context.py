@@ -21,11 +21,19 @@ from typing import Any
 import sqlalchemy as sa
 
 from recsys_tasks.config import RecsysConfig
-from recsys_tasks.timeutil import as_date, day_start, utc, utc_or_none
+from recsys_tasks.timeutil import as_date, day_start, now, utc, utc_or_none
+
+
+#: The earliest as-of date a run may be about; anything older is a typo, not a backfill.
+EARLIEST_AS_OF = date(1970, 1, 2)
 
 
 class NothingToPublish(RuntimeError):
     """There is no champion yet, so no recommendations can be published."""
+
+
+class RunIntervalError(ValueError):
+    """The run's interval cannot be processed (not a date, empty, before 1970 or not over yet)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,8 @@ class RunContext:
     run_id: str
     interval_start: datetime
     interval_end: datetime
-    warehouse_url: str
+    #: Holds credentials: kept out of repr (and so out of logs and tracebacks).
+    warehouse_url: str = field(repr=False)
     config: RecsysConfig = field(default_factory=RecsysConfig)
 
     def __post_init__(self) -> None:
@@ -44,7 +53,7 @@ class RunContext:
             value = getattr(self, name)
             object.__setattr__(self, name, utc(value))
         if not self.interval_start < self.interval_end:
-            raise ValueError(f"data interval [{self.interval_start}, {self.interval_end}) is empty")
+            raise RunIntervalError(f"data interval [{self.interval_start}, {self.interval_end}) is empty")
 
     @property
     def as_of(self) -> date:
@@ -79,7 +88,13 @@ class RunContext:
     def engine(self) -> sa.Engine:
         from recsys_tasks.data.warehouse import create_engine
 
-        return create_engine(self.warehouse_url, output_schema=self.schema)
+        wh = self.config.warehouse
+        return create_engine(
+            self.warehouse_url,
+            output_schema=self.schema,
+            connect_timeout_s=wh.connect_timeout_s,
+            statement_timeout_s=wh.statement_timeout_s or None,
+        )
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:
@@ -122,15 +137,32 @@ def resolve_interval(
         try:
             day = date.fromisoformat(str(as_of))
         except ValueError:
-            raise ValueError(f"as_of={as_of!r} is not a date; use YYYY-MM-DD") from None
-        stop = day_start(day)
+            raise RunIntervalError(f"as_of={as_of!r} is not a date; use YYYY-MM-DD") from None
+        stop = day_start(_sane_as_of(day, what=f"as_of={day.isoformat()}"))
         return stop - length, stop
     if start is not None and end is not None and start < end:
+        _sane_as_of(as_date(end), what=f"the data interval ending {end.isoformat()}")
         return start, end
     anchor = end or fallback
     if anchor is None:
-        raise ValueError("the run has no data interval, logical date or as_of param; pass as_of=YYYY-MM-DD")
+        raise RunIntervalError("the run has no data interval, logical date or as_of param; pass as_of=YYYY-MM-DD")
+    _sane_as_of(as_date(anchor), what=f"the interval ending {anchor.isoformat()}")
     return anchor - length, anchor
+
+
+def _sane_as_of(day: date, *, what: str) -> date:
+    """``day`` if a run can be about it: not before :data:`EARLIEST_AS_OF`, and its interval already over."""
+    if day < EARLIEST_AS_OF:
+        raise RunIntervalError(
+            f"{what} is before {EARLIEST_AS_OF.isoformat()}, outside the range a run can process; check the date"
+        )
+    today = as_date(now())
+    if day > today:
+        raise RunIntervalError(
+            f"{what} is in the future (today is {today.isoformat()} UTC): a run is about a day whose events "
+            "have all happened. Use an as-of date up to today; today's as-of date covers yesterday."
+        )
+    return day
 
 
 

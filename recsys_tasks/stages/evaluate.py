@@ -15,12 +15,20 @@ log = logging.getLogger(__name__)
 
 
 
-def run(ctx: RunContext, snapshot: str, challenger_version: str, *, force_promote: bool = False) -> dict[str, Any]:
-    """Score challenger, champion and most-popular on the run's holdout; store; decide."""
+def run(
+    ctx: RunContext, snapshot: str, challenger_version: str, *, force_promote: bool = False, full_retrain: bool = False
+) -> dict[str, Any]:
+    """Score challenger, champion and most-popular on the run's holdout; store; decide.
+
+    Every model is verified against its registry checksum before it is scored, and every score is
+    checked finite; only then is anything stored. With ``full_retrain`` a champion whose files fail
+    verification is left out, so the new model is judged against most-popular alone (the documented
+    way out of a corrupted champion).
+    """
     from recsys_tasks.data.sequences import ItemVocab, build_sequences, temporal_split
     from recsys_tasks.data.snapshot import read_snapshot
     from recsys_tasks.modeling.evaluation import build_holdout, decide, score, store_evaluation, summary_line
-    from recsys_tasks.registry import get_champion, get_model, set_metrics
+    from recsys_tasks.registry import get_model, set_metrics
     from recsys_tasks.serving.recommender import PopularityRecommender, load_recommender
 
     cfg = ctx.config.evaluation
@@ -31,25 +39,21 @@ def run(ctx: RunContext, snapshot: str, challenger_version: str, *, force_promot
     challenger = get_model(ctx.engine, ctx.schema, challenger_version)
     if challenger is None:
         raise ValueError(f"challenger {challenger_version} is not registered; rerun the train task")
-    champion = get_champion(ctx.engine, ctx.schema)
-    if champion is not None and champion.model_version == challenger_version:
-        champion = None  # a rerun after promotion: nothing else to compare against
-    results: dict[str, Any] = {}
-    ch_rec = load_recommender(challenger.model_dir, device=ctx.config.train.device)
-    results["challenger"] = score(ch_rec, holdout, k=cfg.k)
-    store_evaluation(ctx.engine, ctx.schema, run_id=ctx.run_id, as_of=ctx.as_of, model_version=challenger_version, role="challenger", metrics=results["challenger"])
+    champion, unusable = _champion_to_compare(ctx, challenger_version, full_retrain=full_retrain)
+    device = ctx.config.train.device
+    ch_rec = load_recommender(challenger.verified_dir(), device=device)
+    results: dict[str, Any] = {"challenger": score(ch_rec, holdout, k=cfg.k)}
     # Baseline: most popular in the last 7 days before the cutoff, over the challenger's catalogue.
     vocab = ItemVocab(ch_rec.vocab.item_ids)
     popularity = PopularityRecommender.fit(build_sequences(split.train_events, vocab), vocab, recent_seconds=7 * 86400)
     results["baseline"] = score(popularity, holdout, k=cfg.k)
-    store_evaluation(ctx.engine, ctx.schema, run_id=ctx.run_id, as_of=ctx.as_of, model_version="most_popular", role="baseline", metrics=results["baseline"])
     if champion is not None:
-        results["champion"] = score(load_recommender(champion.model_dir, device=ctx.config.train.device), holdout, k=cfg.k)
-        store_evaluation(ctx.engine, ctx.schema, run_id=ctx.run_id, as_of=ctx.as_of, model_version=champion.model_version, role="champion", metrics=results["champion"])
+        results["champion"] = score(load_recommender(champion.verified_dir(), device=device), holdout, k=cfg.k)
+    versions = {"challenger": challenger_version, "baseline": "most_popular", "champion": champion.model_version if champion else "-"}
+    for role, metrics in results.items():
+        store_evaluation(ctx.engine, ctx.schema, run_id=ctx.run_id, as_of=ctx.as_of, model_version=versions[role], role=role, metrics=metrics)
+        log.info("%s", summary_line(role, versions[role], metrics, cfg.k))
     set_metrics(ctx.engine, ctx.schema, challenger_version, results["challenger"]["all"], len(holdout))
-    for role, version in (("challenger", challenger_version), ("champion", champion.model_version if champion else "-"), ("baseline", "most_popular")):
-        if role in results:
-            log.info("%s", summary_line(role, version, results[role], cfg.k))
     decision = decide(
         cfg=cfg,
         challenger=challenger_version,
@@ -63,6 +67,8 @@ def run(ctx: RunContext, snapshot: str, challenger_version: str, *, force_promot
         challenger_segments=results["challenger"],
         champion_segments=results.get("champion"),
     )
+    if unusable:
+        decision.reason = f"{decision.reason} (the champion was left out: {unusable})"
     log.info("decision: %s (%s)", decision.outcome, decision.reason)
     report = write_run_report(ctx, decision.to_dict(), results)
     log.info("run report: file://%s", report)
@@ -72,6 +78,22 @@ def run(ctx: RunContext, snapshot: str, challenger_version: str, *, force_promot
         "holdout_users": len(holdout),
         "report": str(report),
     }
+
+
+def _champion_to_compare(ctx: RunContext, challenger_version: str, *, full_retrain: bool) -> tuple[Any, str | None]:
+    """The champion the challenger must beat, or None; with the reason when a broken one is left out."""
+    from recsys_tasks.registry import ModelIntegrityError, get_champion
+
+    champion = get_champion(ctx.engine, ctx.schema)
+    if champion is None or champion.model_version == challenger_version:
+        return None, None  # no champion yet, or a rerun after promotion: nothing else to compare against
+    if full_retrain:
+        try:
+            champion.verified_dir()
+        except ModelIntegrityError as exc:
+            log.error("full_retrain: the champion cannot be used and is left out of the comparison: %s", exc)
+            return None, f"{champion.model_version} failed verification"
+    return champion, None
 
 
 def write_run_report(ctx: RunContext, decision: Mapping[str, Any], results: Mapping[str, Any]) -> Path:

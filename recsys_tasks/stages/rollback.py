@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 from recsys_tasks.config import RecsysConfig
@@ -29,37 +29,45 @@ def run(
     as-of date is republished from that run's cleaned snapshot, so ``latest_recommendations``
     shows the restored model's recommendations when this returns.
     """
-    from recsys_tasks.registry import RegistryError, directory_checksum, get_model
+    from recsys_tasks.data.warehouse import create_engine
+    from recsys_tasks.registry import RegistryError, get_model
     from recsys_tasks.registry import promote as promote_version
     from recsys_tasks.sqlfiles import statement
 
     cfg = config or RecsysConfig.from_env()
-    probe = RunContext(dag_id, "rollback", datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2000, 1, 2, tzinfo=timezone.utc), warehouse_url, cfg)
-    record = get_model(probe.engine, probe.schema, model_version)
-    if record is None:
-        raise RegistryError(f"model version {model_version!r} is not in {probe.schema}.model_registry; list them with `python -m recsys_tasks.cli models`")
-    if not record.model_dir.is_dir() or directory_checksum(record.model_dir) != record.checksum:
-        raise RegistryError(f"the files of {model_version} at {record.model_dir} are missing or do not match the registry checksum; it cannot be restored")
-    promote_version(probe.engine, probe.schema, model_version, decision=f"rollback to {model_version} by an operator")
+    schema = cfg.warehouse.output_schema
+    engine = create_engine(warehouse_url, output_schema=schema)
+    try:
+        record = get_model(engine, schema, model_version)
+        if record is None:
+            raise RegistryError(
+                f"model version {model_version!r} is not in {schema}.model_registry; list them with `python -m recsys_tasks.cli models`"
+            )
+        record.verified_dir()  # a version whose files changed cannot be restored
+        promote_version(engine, schema, model_version, decision=f"rollback to {model_version} by an operator")
+        with engine.connect() as conn:
+            latest = conn.execute(statement("select_latest_publication", schema=schema)).first()
+    finally:
+        engine.dispose()
     out: dict[str, Any] = {"champion": model_version, "republished": None}
-    if republish:
-        with probe.engine.connect() as conn:
-            latest = conn.execute(statement("select_latest_publication", schema=probe.schema)).first()
-        if latest is None:
-            log.info("no publication yet: nothing to republish")
-        else:
-            as_of = as_date(latest.as_of)
-            end = day_start(as_of)
-            source = RunContext(dag_id, str(latest.run_id), end - timedelta(days=1), end, warehouse_url, cfg)
-            snapshot = source.run_dir / "clean"
-            if not snapshot.is_dir():
-                raise RegistryError(
-                    f"{model_version} is champion again, but the snapshot of the publication of {as_of} ({snapshot}) is gone, "
-                    "so its recommendations were not republished; rerun recsys_retrain for that date"
-                )
-            # The publication keeps the run id of the run whose data it was built from, so a later
-            # rollback finds the same snapshot again; the registry records who changed the model.
-            out["republished"] = publish_stage.run(source, str(snapshot), top_k=int(latest.top_k))
-            source.dispose()
-    probe.dispose()
+    if not republish:
+        return out
+    if latest is None:
+        log.info("no publication yet: nothing to republish")
+        return out
+    as_of = as_date(latest.as_of)
+    end = day_start(as_of)
+    source = RunContext(dag_id, str(latest.run_id), end - timedelta(days=1), end, warehouse_url, cfg)
+    snapshot = source.run_dir / "clean"
+    if not snapshot.is_dir():
+        raise RegistryError(
+            f"{model_version} is champion again, but the snapshot of the publication of {as_of} ({snapshot}) is gone, "
+            "so its recommendations were not republished; rerun recsys_retrain for that date"
+        )
+    # The publication keeps the run id of the run whose data it was built from, so a later
+    # rollback finds the same snapshot again; the registry records who changed the model.
+    try:
+        out["republished"] = publish_stage.run(source, str(snapshot), top_k=int(latest.top_k))
+    finally:
+        source.dispose()
     return out

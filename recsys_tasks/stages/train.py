@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,8 @@ from recsys_tasks.stages.context import RunContext
 log = logging.getLogger(__name__)
 
 
-
 def run(ctx: RunContext, snapshot: str, *, full_retrain: bool | None = None) -> dict[str, Any]:
-    """Fine-tune the champion (or train from scratch) on events before the cutoff; register it.
-
-    With ``train.nproc_per_node > 1`` training runs under ``torchrun`` (DDP, one process per GPU)
-    in a subprocess; otherwise in this process.
-    """
+    """Fine-tune the champion (or train from scratch) on events before the cutoff; register it."""
     from recsys_tasks.data.warehouse import ensure_output_schema
     from recsys_tasks.registry import get_champion, get_model, register_model, store_model
 
@@ -32,17 +28,14 @@ def run(ctx: RunContext, snapshot: str, *, full_retrain: bool | None = None) -> 
         return {"model_version": version, "model_dir": existing.artifact_uri, "parent_version": existing.parent_version, "reused": True}
     champion = get_champion(ctx.engine, ctx.schema)
     retrain = ctx.config.train.full_retrain if full_retrain is None else full_retrain
-    init_from = champion.model_dir if champion is not None and not retrain and champion.kind == "transformer" else None
+    init_from = champion.verified_dir() if champion is not None and not retrain and champion.kind == "transformer" else None
     if init_from is not None:
         log.info("warm start from champion %s", champion.model_version)
     else:
         log.info("training from scratch (%s)", "full_retrain requested" if retrain else "no champion yet")
     config = ctx.config.with_overrides({"train.full_retrain": True}) if retrain else ctx.config
     work_dir = ctx.run_dir / "train"
-    if config.train.nproc_per_node > 1:
-        summary = train_with_torchrun(config, snapshot=snapshot, cutoff=ctx.cutoff, out_dir=work_dir, init_from=init_from)
-    else:
-        summary = train_from_snapshot(config, snapshot=snapshot, cutoff=ctx.cutoff, out_dir=work_dir, init_from=init_from)
+    summary = train_from_snapshot(config, snapshot=snapshot, cutoff=ctx.cutoff, out_dir=work_dir, init_from=init_from)
     model_dir, checksum = store_model(work_dir, ctx.artifact_root, version)
     parent = champion.model_version if init_from is not None and champion else None
     register_model(
@@ -83,12 +76,19 @@ def train_from_snapshot(
 ) -> dict[str, Any]:
     """Build the vocabulary and sequences of events before ``cutoff`` in ``snapshot`` and train.
 
-    Runs the same on every rank under torchrun (inputs are deterministic); only rank 0 writes.
-    Returns a JSON-ready summary: metrics, history, epochs, seconds.
+    With ``train.nproc_per_node > 1`` this relaunches itself under ``torchrun`` (DDP, one process
+    per GPU; the ``train`` command of ``recsys_tasks.cli``) and waits; every rank then runs the same
+    steps (inputs are deterministic) and only rank 0 writes. Returns a JSON-ready summary: metrics,
+    history, epochs, seconds.
     """
+    if config.train.nproc_per_node > 1 and "WORLD_SIZE" not in os.environ:
+        args = ["--snapshot", str(snapshot), "--cutoff", cutoff.isoformat(), "--out", str(out_dir)]
+        args += ["--init-from", str(init_from)] if init_from is not None else []
+        return _under_torchrun(config, args, Path(out_dir))
     from recsys_tasks.data.sequences import ItemVocab, build_sequences, temporal_split
     from recsys_tasks.data.snapshot import read_snapshot
     from recsys_tasks.modeling.artifacts import read_sidecar
+    from recsys_tasks.modeling.text import item_text
     from recsys_tasks.modeling.training import train_model
 
     events, items = read_snapshot(Path(snapshot))
@@ -103,42 +103,37 @@ def train_from_snapshot(
             f"no item events before the cutoff {cutoff:%Y-%m-%d %H:%M} in the snapshot {snapshot}; nothing to "
             "train on. Check the interval and window.history_days."
         )
+    texts = None
+    if config.model.use_item_text:
+        rows = zip(items["item_id"], items["title"], items["category"], strict=True)
+        texts = {str(i): item_text(title, category) for i, title, category in rows}
     result = train_model(
         train=sequences,
         vocab=vocab,
         model_cfg=config.model,
         train_cfg=config.train,
         out_dir=Path(out_dir),
-        item_text=item_texts(items) if config.model.use_item_text else None,
+        item_text=texts,
         init_from=init_from,
         text_cache_dir=Path(config.artifact_root).expanduser().resolve() / "text_cache",
     )
     return {"metrics": result.metrics, "history": result.history, "epochs": result.epochs, "seconds": result.seconds}
 
 
-def train_with_torchrun(
-    config: RecsysConfig,
-    *,
-    snapshot: str | Path,
-    cutoff: datetime,
-    out_dir: Path,
-    init_from: Path | None = None,
-) -> dict[str, Any]:
-    """Run :func:`train_from_snapshot` under ``torchrun`` with ``train.nproc_per_node`` processes (DDP)."""
+def _under_torchrun(config: RecsysConfig, args: list[str], out_dir: Path) -> dict[str, Any]:
+    """Run ``recsys_tasks.cli train ARGS`` under ``torchrun``; the summary comes from the model's sidecar."""
     import subprocess
     import sys
 
-    out_dir = Path(out_dir)
+    from recsys_tasks.modeling.artifacts import read_sidecar
+
     out_dir.mkdir(parents=True, exist_ok=True)
     config_file = out_dir.parent / "train_config.json"
     config_file.write_text(json.dumps(to_dict(config)), encoding="utf-8")
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={config.train.nproc_per_node}",
-        "-m", "recsys_tasks.cli", "train", "--config", str(config_file), "--snapshot", str(snapshot),
-        "--cutoff", cutoff.isoformat(), "--out", str(out_dir),
+        "-m", "recsys_tasks.cli", "train", "--config", str(config_file), *args,
     ]
-    if init_from is not None:
-        command += ["--init-from", str(init_from)]
     log.info("training with torchrun: %s", " ".join(command))
     proc = subprocess.run(command, check=False)
     if proc.returncode != 0:
@@ -146,18 +141,9 @@ def train_with_torchrun(
             f"torchrun training failed with exit code {proc.returncode} (its log is above); with "
             f"train.nproc_per_node={config.train.nproc_per_node} every process needs its own GPU (or CPU with gloo)"
         )
-    from recsys_tasks.modeling.artifacts import read_sidecar
-
     sidecar = read_sidecar(out_dir)
     history = sidecar.get("history", [])
     return {"metrics": sidecar.get("metrics", {}), "history": history, "epochs": len(history), "seconds": float(sidecar.get("seconds", 0.0))}
-
-
-def item_texts(items: Any) -> dict[str, str]:
-    """``"<title> | <category>"`` per item: the text the language model encodes."""
-    titles = items["title"].fillna("").astype(str)
-    cats = items["category"].fillna("").astype(str)
-    return {str(i): f"{t} | {c}".strip(" |") for i, t, c in zip(items["item_id"], titles, cats, strict=True)}
 
 
 def model_version_for(ctx: RunContext) -> str:

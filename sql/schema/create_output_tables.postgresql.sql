@@ -1,7 +1,8 @@
 -- Our output schema on PostgreSQL: registry, evaluations, validation history, publications and the
 -- recommendation and similar-items tables (partitioned by as-of date) with their views.
 -- Inputs: identifier {{schema}} (config warehouse.output_schema; created by the caller).
--- Idempotent: every statement is IF NOT EXISTS / OR REPLACE; safe to run before every task.
+-- Idempotent: every statement is IF NOT EXISTS / OR REPLACE. Run once per version of this file
+-- (schema_version below), by the first task that finds the schema missing or older.
 
 CREATE TABLE IF NOT EXISTS {{schema}}.model_registry (
     model_version   TEXT PRIMARY KEY,
@@ -112,3 +113,12 @@ WHERE s.as_of = (SELECT max(m.as_of) FROM {{schema}}.similar_items AS m);
 
 CREATE OR REPLACE VIEW {{schema}}.champion AS
 SELECT * FROM {{schema}}.model_registry WHERE status = 'champion';
+
+-- Which version of this file the schema was last created or upgraded with (one row). Tasks compare
+-- it with the file they ship and run this script only when it differs, so no task takes DDL locks
+-- on tables readers are querying (recsys_tasks.data.warehouse.ensure_output_schema).
+CREATE TABLE IF NOT EXISTS {{schema}}.schema_version (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    version     TEXT NOT NULL,
+    applied_at  TIMESTAMPTZ NOT NULL
+);

@@ -109,3 +109,11 @@ WHERE s.as_of = (SELECT max(m.as_of) FROM similar_items AS m);
 
 CREATE VIEW IF NOT EXISTS {{schema}}.champion AS
 SELECT * FROM model_registry WHERE status = 'champion';
+
+-- Which version of this file the schema was last created or upgraded with (one row); see the
+-- PostgreSQL file.
+CREATE TABLE IF NOT EXISTS {{schema}}.schema_version (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    version     TEXT NOT NULL,
+    applied_at  TEXT NOT NULL
+);

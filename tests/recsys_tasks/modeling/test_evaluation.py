@@ -220,3 +220,17 @@ def test_guard_segment_blocks_a_challenger_that_regresses_short_histories():
     assert worse.outcome == "keep" and worse.reason.startswith("guard:")
     within = decide(**common, challenger_segments={"short_history": {"ndcg@10": 0.24}}, champion_segments={"short_history": {"ndcg@10": 0.25}})
     assert within.outcome == "promote"  # a 4% drop is inside the 5% tolerance
+
+
+def test_a_model_with_nan_scores_fails_evaluation_by_name():
+    from recsys_tasks.modeling.metrics import NonFiniteMetric
+
+    class NanScores(FakeRecommender):
+        def recommend(self, histories, *, k, exclude=None, batch_users=4096):
+            for offset, top, scores in super().recommend(histories, k=k, exclude=exclude, batch_users=batch_users):
+                yield offset, top, np.where(top > 0, np.nan, -np.inf)
+
+    holdout = build_holdout(temporal_split(_events(), CUTOFF))
+    rec = NanScores(list("abcdef"), {u: ["a", "b", "c"] for u in holdout.user_ids})
+    with pytest.raises(NonFiniteMetric, match=f"NaN or infinite scores for {len(holdout)} of {len(holdout)} holdout users"):
+        score(rec, holdout, k=3)

@@ -50,3 +50,21 @@ def test_metrics_from_ranks_by_hand():
 
 def test_coverage_counts_distinct_items_in_top_k():
     assert coverage([[1, 2, 3], [2, 4, 5]], catalogue_size=10, k=2) == pytest.approx(3 / 10)
+
+
+def test_nan_and_inf_scores_rank_last_never_first():
+    from recsys_tasks.modeling.metrics import rank_of_targets
+
+    scores = np.array([[np.nan, np.nan, np.nan, 1.0, 0.5], [0.1, np.inf, 0.3, 0.2, -np.inf]])
+    ranks = rank_of_targets(scores, np.array([1, 1]))
+    assert ranks.tolist() == [5, 5]  # a broken target score is last, tied with every other broken one
+    metrics = metrics_from_ranks(ranks, k=3)
+    assert metrics == {"hr@3": 0.0, "ndcg@3": 0.0, "mrr@3": 0.0}
+
+
+def test_non_finite_metrics_are_refused_with_a_name():
+    from recsys_tasks.modeling.metrics import NonFiniteMetric, require_finite
+
+    assert require_finite({"ndcg@10": 0.1}, what="x") == {"ndcg@10": 0.1}
+    with pytest.raises(NonFiniteMetric, match=r"challenger m1: metrics \{'ndcg@10': inf\}"):
+        require_finite({"ndcg@10": float("inf"), "hr@10": 1.0}, what="challenger m1")

@@ -1,0 +1,56 @@
+"""The run context: which interval a run is about, refused when no run could be about it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from recsys_tasks.stages.context import RunContext, RunIntervalError, resolve_interval
+from recsys_tasks.timeutil import day_start
+
+
+def test_as_of_gives_the_day_that_ends_at_it() -> None:
+    assert resolve_interval(None, None, as_of="2026-02-01") == (
+        datetime(2026, 1, 31, tzinfo=timezone.utc),
+        datetime(2026, 2, 1, tzinfo=timezone.utc),
+    )
+
+
+def test_an_as_of_in_the_future_is_refused_and_says_so() -> None:
+    tomorrow = date.today() + timedelta(days=2)
+    with pytest.raises(RunIntervalError, match="in the future"):
+        resolve_interval(None, None, as_of=tomorrow.isoformat())
+    with pytest.raises(RunIntervalError, match="in the future"):
+        resolve_interval(None, None, as_of="2999-01-01")
+    # Today's as-of date is the nightly run's: it covers yesterday, which is over.
+    assert resolve_interval(None, None, as_of=date.today().isoformat())[1] <= datetime.now(timezone.utc)
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "1969-12-31"])
+def test_an_as_of_before_1970_is_refused_not_an_overflow(as_of: str) -> None:
+    with pytest.raises(RunIntervalError, match="outside the range"):
+        resolve_interval(None, None, as_of=as_of)
+
+
+def test_a_data_interval_that_has_not_ended_is_refused() -> None:
+    end = day_start(date.today() + timedelta(days=3))
+    with pytest.raises(RunIntervalError, match="in the future"):
+        resolve_interval(end - timedelta(days=1), end)
+
+
+def test_not_a_date_is_named() -> None:
+    with pytest.raises(RunIntervalError, match="not a date"):
+        resolve_interval(None, None, as_of="yesterday")
+
+
+def test_repr_never_shows_the_warehouse_password() -> None:
+    ctx = RunContext(
+        "recsys_retrain",
+        "manual__1",
+        datetime(2026, 1, 31, tzinfo=timezone.utc),
+        datetime(2026, 2, 1, tzinfo=timezone.utc),
+        "postgresql+psycopg://pipeline:s3cret-pw@db.example:5432/shop",
+    )
+    assert "s3cret-pw" not in repr(ctx) and "s3cret-pw" not in str(ctx)
+    assert ctx.as_of == date(2026, 2, 1)
