@@ -21,6 +21,7 @@ DTYPE_EXPECTATION = "expect_column_dtype_to_be_canonical"
 ITEMS_IN_CATALOGUE = "expect_event_items_in_catalogue"
 TYPE_SHARE = "expect_event_type_share_within_bounds"
 NO_DUPLICATE_ROWS = "expect_no_duplicate_event_rows"
+UNPADDED_IDS = "expect_ids_without_surrounding_whitespace"
 
 _DTYPE_WORDS = {
     "string": "a string column (str/string dtype, or object holding only str)",
@@ -109,6 +110,39 @@ def duplicate_rows_outcome(kept: int, dropped: int, severity: Severity) -> Expec
             else "no exact duplicate event rows"
         ),
     )
+
+
+def padded_ids_outcomes(
+    frame: pd.DataFrame, id_columns: Sequence[str], ok: set[str], prefix: str, suite: str, severity: Severity
+) -> list[ExpectationOutcome]:
+    """One outcome per id column: fails when ids have leading/trailing whitespace, naming examples.
+
+    Such ids are kept as they are (never merged into the unpadded id); listing this expectation in
+    ``validation.warning_expectations`` accepts them.
+    """
+    out = []
+    for col in (c for c in id_columns if c in ok):
+        values = frame[col].dropna().astype(str)
+        padded = values[values != values.str.strip()]
+        examples = [repr(v) for v in padded.drop_duplicates().head(EXAMPLES)]
+        out.append(
+            ExpectationOutcome.judged(
+                severity,
+                suite=suite,
+                key=f"{prefix}.{col}_unpadded",
+                expectation=UNPADDED_IDS,
+                column=col,
+                success=padded.empty,
+                observed={"padded_values": int(len(padded)), "distinct_padded_ids": int(padded.nunique()), "examples": examples},
+                details=(
+                    f"{len(padded)} {col} values have leading or trailing whitespace, e.g. {', '.join(examples)}; they "
+                    "are kept as distinct ids. Fix the load, or list this expectation in validation.warning_expectations."
+                    if len(padded)
+                    else f"no {col} with surrounding whitespace"
+                ),
+            )
+        )
+    return out
 
 
 def catalogue_outcome(

@@ -1,4 +1,4 @@
-"""Counted cleaning of a snapshot before validation: trim string values, drop exact duplicate rows."""
+"""Counted cleaning of a snapshot before validation: trim text values (never ids), drop exact duplicate rows."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from recsys_tasks.validation.contract import EVENT_DTYPES, ITEM_DTYPES
+from recsys_tasks.validation.contract import EVENT_DTYPES, EVENT_ID_COLUMNS, ITEM_DTYPES, ITEM_ID_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,13 @@ def clean_snapshot(events: pd.DataFrame, items: pd.DataFrame) -> CleanSnapshot:
 
 
 def clean_events(events: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Trim whitespace in the string columns, then drop exact duplicate rows; return the counts."""
-    return _clean(events, [c for c, kind in EVENT_DTYPES.items() if kind == "string"])
+    """Trim whitespace in the text columns (ids stay byte-exact), then drop exact duplicate rows; return the counts."""
+    return _clean(events, [c for c, kind in EVENT_DTYPES.items() if kind == "string" and c not in EVENT_ID_COLUMNS])
 
 
 def clean_items(items: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Trim whitespace in the catalogue's string columns, then drop exact duplicate rows."""
-    return _clean(items, [c for c, kind in ITEM_DTYPES.items() if kind == "string"])
+    """Trim whitespace in the catalogue's text columns (not its ids), then drop exact duplicate rows."""
+    return _clean(items, [c for c, kind in ITEM_DTYPES.items() if kind == "string" and c not in ITEM_ID_COLUMNS])
 
 
 def _clean(frame: pd.DataFrame, string_columns: Sequence[str]) -> tuple[pd.DataFrame, dict[str, int]]:

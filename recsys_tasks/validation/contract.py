@@ -26,3 +26,8 @@ ITEM_DTYPES: dict[str, str] = {
 #: Event types whose ``value`` is a price, checked against ``[min_value, max_value]``.
 PRICED_EVENT_TYPES: tuple[str, ...] = ("purchase", "add_to_cart")
 RATING_RANGE: tuple[float, float] = (1.0, 5.0)
+
+#: Identifier columns: kept byte-exact by cleaning (" u1" and "u1" are different ids), and checked for
+#: surrounding whitespace, which is almost always a loading bug that would split one user or item in two.
+EVENT_ID_COLUMNS: tuple[str, ...] = ("event_id", "user_id", "item_id", "session_id")
+ITEM_ID_COLUMNS: tuple[str, ...] = ("item_id",)

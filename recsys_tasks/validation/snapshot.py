@@ -12,8 +12,20 @@ import pandas as pd
 from recsys_tasks.config import ValidationConfig
 from recsys_tasks.timeutil import utc
 from recsys_tasks.validation import suites
-from recsys_tasks.validation.checks import computed_event_checks, duplicate_rows_outcome, schema_outcomes
-from recsys_tasks.validation.contract import EVENT_DTYPES, EVENTS_SUITE, ITEM_DTYPES, ITEMS_SUITE
+from recsys_tasks.validation.checks import (
+    computed_event_checks,
+    duplicate_rows_outcome,
+    padded_ids_outcomes,
+    schema_outcomes,
+)
+from recsys_tasks.validation.contract import (
+    EVENT_DTYPES,
+    EVENT_ID_COLUMNS,
+    EVENTS_SUITE,
+    ITEM_DTYPES,
+    ITEM_ID_COLUMNS,
+    ITEMS_SUITE,
+)
 from recsys_tasks.validation.outcomes import Severity, ValidationReport
 
 log = logging.getLogger(__name__)
@@ -67,6 +79,8 @@ def validate_snapshot(
 
     results += computed_event_checks(events, items, event_ok, item_ok, start, end, config, severity)
     results.append(duplicate_rows_outcome(len(events), event_duplicates_dropped, severity))
+    results += padded_ids_outcomes(events, EVENT_ID_COLUMNS, event_ok, "events", EVENTS_SUITE, severity)
+    results += padded_ids_outcomes(items, ITEM_ID_COLUMNS, item_ok, "items", ITEMS_SUITE, severity)
 
     docs_path = suites.build_docs(context, docs_dir) if docs_dir is not None else None
     report = ValidationReport(

@@ -85,8 +85,8 @@ def test_judged_outcome_takes_its_severity_from_the_warning_list():
 
 
 def test_clean_snapshot_counts_each_frame_under_its_name():
-    events = pd.DataFrame({"event_id": pd.array(["e1", "e1 ", "e2"], dtype="string")})
-    items = pd.DataFrame({"item_id": pd.array([" i1", "i2"], dtype="string")})
+    events = pd.DataFrame({"event_id": pd.array(["e1", "e1", "e2"], dtype="string"), "query": pd.array(["a ", "a", None], dtype="string")})
+    items = pd.DataFrame({"item_id": pd.array([" i1", "i2"], dtype="string"), "title": pd.array([" T", "U"], dtype="string")})
     clean = clean_snapshot(events, items)
     assert clean.counts == {
         "events.exact_duplicates_dropped": 1,
@@ -95,4 +95,4 @@ def test_clean_snapshot_counts_each_frame_under_its_name():
         "items.values_trimmed": 1,
     }
     assert clean.event_duplicates_dropped == 1
-    assert list(clean.events["event_id"]) == ["e1", "e2"] and list(clean.items["item_id"]) == ["i1", "i2"]
+    assert list(clean.events["event_id"]) == ["e1", "e2"] and list(clean.items["item_id"]) == [" i1", "i2"]

@@ -376,21 +376,38 @@ def test_sql_metacharacters_and_odd_unicode_do_not_break_validation():
     assert report.success, report.summary()
 
 
-def test_clean_drops_exact_duplicates_and_trims_whitespace():
+def test_clean_drops_exact_duplicates_and_trims_text_but_never_ids():
     events = make_events()
-    events.loc[0, "user_id"] = "  u0 "
     events.loc[1, "event_type"] = "click\t"
-    padded = events.iloc[[2]].assign(event_id=" e2")  # equal to row 2 once trimmed
+    events.loc[3, "query"] = "  lamp "
+    padded = events.iloc[[2]].assign(event_id=" e2")  # a different id: kept, never merged into "e2"
     exact = events.iloc[[5, 6]]
     dirty = pd.concat([events, padded, exact], ignore_index=True)
 
     cleaned, counts = clean_events(dirty)
-    assert counts == {"exact_duplicates_dropped": 3, "values_trimmed": 3}
-    assert len(cleaned) == len(events)
-    assert cleaned.loc[0, "user_id"] == "u0" and cleaned.loc[1, "event_type"] == "click"
+    assert counts == {"exact_duplicates_dropped": 2, "values_trimmed": 2}
+    assert len(cleaned) == len(events) + 1
+    assert cleaned.loc[1, "event_type"] == "click" and cleaned.loc[3, "query"] == "lamp"
+    assert " e2" in set(cleaned["event_id"]) and "e2" in set(cleaned["event_id"])
     assert list(cleaned.columns) == list(EVENT_COLUMNS)
-    assert dirty.loc[0, "user_id"] == "  u0 "  # input untouched
-    assert validate(cleaned).success
+    assert dirty.loc[1, "event_type"] == "click\t"  # input untouched
+
+
+def test_padded_ids_are_kept_and_named_not_merged():
+    events = make_events()
+    events.loc[0, "user_id"] = " " + str(events.loc[0, "user_id"])
+    events.loc[1, "user_id"] = str(events.loc[1, "user_id"]) + "\t"
+    cleaned, counts = clean_events(events)
+    assert counts["values_trimmed"] == 0 and cleaned.loc[0, "user_id"] == events.loc[0, "user_id"]
+    report = validate(cleaned)
+    failed = {r.key: r for r in report.blocking_failures}
+    assert set(failed) == {"events.user_id_unpadded"}, report.summary()
+    outcome = failed["events.user_id_unpadded"]
+    assert outcome.expectation == "expect_ids_without_surrounding_whitespace"
+    assert outcome.observed_value["padded_values"] == 2 and repr(events.loc[0, "user_id"]) in outcome.details
+    # Accepted explicitly, it is recorded as a warning and the run goes on.
+    accepted = validate(cleaned, warning_expectations=("expect_ids_without_surrounding_whitespace",))
+    assert accepted.success and [w.key for w in accepted.warnings] == ["events.user_id_unpadded"]
 
 
 def test_clean_keeps_rows_that_differ_in_any_column():
