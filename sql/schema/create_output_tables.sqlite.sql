@@ -1,5 +1,5 @@
 -- Our output "schema" on SQLite: a database file attached under the schema's name (see
--- recsys_tasks/warehouse.py). Same tables as the PostgreSQL file, without partitioning; timestamps
+-- recsys_tasks/data/warehouse.py). Same tables as the PostgreSQL file, without partitioning; timestamps
 -- are ISO-8601 text and JSON is text. View bodies use unqualified names (SQLite's rule for views
 -- inside an attached database).
 -- Inputs: identifier {{schema}}. Idempotent: IF NOT EXISTS everywhere.
