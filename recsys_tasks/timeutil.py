@@ -25,7 +25,13 @@ def utc(value: datetime | date | str) -> datetime:
             raise ValueError(f"{value!r} is not an ISO date or timestamp (YYYY-MM-DD[ HH:MM:SS[+00:00]])") from None
     elif not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    # A plain datetime, whatever came in: Airflow hands pendulum DateTimes, whose comparisons with
+    # pandas' tz-aware values fail ("can't compare offset-naive and offset-aware datetimes").
+    return datetime(
+        value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond,
+        tzinfo=timezone.utc,
+    )
 
 
 def utc_or_none(value: Any) -> datetime | None:
