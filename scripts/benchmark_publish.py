@@ -6,7 +6,7 @@ Not a test. Usage:
 
 1. Throughput (``--users`` x ``--k`` rows): the rows of a fake recommender that returns random top-k
    lists (so the model is not the bottleneck) are (a) formatted into COPY text up front and loaded with
-   a raw ``COPY ... FROM STDIN`` into an unindexed table, (b) published with ``publish.publish`` from
+   a raw ``COPY ... FROM STDIN`` into an unindexed table, (b) published with ``write_publication`` from
    the same recommender, end to end: rows built per chunk, business rules, COPY into the stage,
    primary key + item index build, atomic partition swap. Both write the same rows (same seed).
 2. Peak RSS of the publish step, one fresh subprocess per user count (``--rss-users``): the peak is
@@ -73,7 +73,7 @@ def make_histories(users: int, num_items: int, *, length: int, seed: int = 11) -
     return SequenceData([f"u{u:07d}" for u in range(users)], list(items), [kinds] * users, [times] * users)
 
 
-def rows_for(recommender, histories: SequenceData, *, k: int, rules: Rules | None):
+def rows_for(recommender, histories: SequenceData, *, k: int, rules: Rules):
     titles = {i: f"Product {i[1:]}" for i in recommender.vocab.item_ids}
     return recommendation_rows(recommender, histories, k=k, exclude=None, as_of=AS_OF, run_id=RUN, model_version=MODEL,
                                titles=titles, generated_at=STAMP, rules=rules)
@@ -89,13 +89,15 @@ def benchmark_rules(num_items: int) -> Rules:
                  trending_counts=rng.integers(0, 100, size=num_items + 1).astype(np.float64))
 
 
-def raw_copy(engine: sa.Engine, schema: str, recommender, histories: SequenceData, *, k: int, rules: Rules | None) -> tuple[int, float]:
+def raw_copy(engine: sa.Engine, schema: str, recommender, histories: SequenceData, *, k: int, rules: Rules) -> tuple[int, float]:
     """Format the same rows as COPY text first (not timed), then time a raw COPY of them."""
     path = Path(f"/tmp/benchmark_publish_{os.getpid()}.tsv")
     count = 0
     with path.open("w", encoding="utf-8") as fh:
         for row in rows_for(recommender, histories, k=k, rules=rules):
-            fh.write("\t".join((str(row[0]), row[1], str(row[2]), row[3], repr(row[4]), row[5], row[6], row[7], row[8].isoformat())) + "\n")
+            fields = (row.as_of.isoformat(), row.user_id, str(row.rank), row.item_id, repr(row.score), row.model_version,
+                      row.run_id, row.reason, row.generated_at.isoformat())
+            fh.write("\t".join(fields) + "\n")
             count += 1
     raw = engine.raw_connection()
     try:
@@ -189,7 +191,7 @@ def main() -> None:
         ensure_output_schema(engine, schema)
         recommender = RandomRecommender(args.items)
         histories = make_histories(args.users, args.items, length=args.history)
-        for label, rules in (("plain top-k", None), ("with rules", benchmark_rules(args.items))):
+        for label, rules in (("plain top-k", Rules()), ("with rules", benchmark_rules(args.items))):
             rows, raw_s = raw_copy(engine, schema, recommender, histories, k=args.k, rules=rules)
             with engine.begin() as conn:
                 conn.execute(sa.text(f'DROP TABLE "{schema}".raw_copy'))

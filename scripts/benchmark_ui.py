@@ -84,16 +84,16 @@ def fill(engine: sa.Engine, cfg: RecsysConfig, *, users: int, top_k: int, items:
                  "docs_uri": None, "created_at": f"{day.isoformat()} 03:00:00+00:00"},
             )
 
-    stamp = "2026-01-05 03:00:00+00:00"
+    stamp = datetime(2026, 1, 5, 3, tzinfo=timezone.utc)
     for day, n_users in ((newest - timedelta(days=1), users // 10), (newest, users)):
         rows = (
-            (day.isoformat(), f"u{u:07d}", rank, f"i{rng.randrange(items):06d}", 1.0 / rank, "m0000", "r0", "because", stamp)
+            publication.RecommendationRow(day, f"u{u:07d}", rank, f"i{rng.randrange(items):06d}", 1.0 / rank, "m0000", "r0", "because", stamp)
             for u in range(n_users)
             for rank in range(1, top_k + 1)
         )
         publication.write_publication(engine, schema, rows, as_of=day, run_id="r0", model_version="m0000", top_k=top_k)
     similar = (
-        (newest.isoformat(), f"i{i:06d}", rank, f"i{rng.randrange(items):06d}", 1.0 / rank, "m0000")
+        publication.SimilarItemRow(newest, f"i{i:06d}", rank, f"i{rng.randrange(items):06d}", 1.0 / rank, "m0000")
         for i in range(items)
         for rank in range(1, 21)
     )

@@ -1,4 +1,4 @@
 -- A fresh staging table for one publication, shaped like the recommendation table.
 -- Inputs: identifiers {{schema}}, {{stage}}. Not idempotent by itself: the caller drops a leftover
--- stage of the same name first (drop_recommendations_stage).
+-- stage of the same name first (drop_stage).
 CREATE TABLE {{schema}}.{{stage}} (LIKE {{schema}}.recommendations INCLUDING DEFAULTS)

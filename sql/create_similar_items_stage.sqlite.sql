@@ -1,4 +1,4 @@
 -- A fresh staging table for one as-of date's similar items, shaped like the similar_items table.
 -- Inputs: identifiers {{schema}}, {{stage}}. Not idempotent by itself: the caller drops a leftover
--- stage of the same name first (drop_recommendations_stage).
+-- stage of the same name first (drop_stage).
 CREATE TABLE {{schema}}.{{stage}} AS SELECT * FROM {{schema}}.similar_items WHERE 0

@@ -1,37 +1,66 @@
-"""Write per-user top-K recommendations for one as-of date, atomically and idempotently.
+"""Write the published tables (per-user top-K recommendations, similar items), atomically and idempotently.
 
-Rows stream from batch inference into a staging table (PostgreSQL: ``COPY FROM STDIN`` through
-psycopg 3; other databases: chunked ``executemany``). Then, in one transaction, the staging table
-replaces the as-of date's rows (PostgreSQL: detach/drop the old partition, attach the new one;
-SQLite: delete + insert) and the ``publications`` row is upserted. A reader of
-``latest_recommendations`` sees the old complete set until commit and the new complete set after;
-a publish killed before commit leaves the previous publication untouched.
+A publish streams its rows into a staging table through the one bulk writer (``data.writer``). Then,
+in one transaction, the staging table replaces the as-of date's rows (PostgreSQL: detach/drop the
+old partition, attach the new one; SQLite: delete + insert) and the ``publications`` row is
+upserted. A reader of ``latest_recommendations`` sees the old complete set until commit and the new
+complete set after; a publish killed before commit leaves the previous publication untouched.
 
-Business rules (``recsys_tasks.rules``) run per chunk of users on the model's top ``k + margin``
-candidates: purchased items are excluded, items looked at repeatedly without buying are demoted,
-cold-start users get trending items of their category, new items get a slot, an optional category
-cap diversifies the list, and every row carries a reason. ``similar_items`` (top-N neighbours per
-item by cosine of the champion's item vectors) is published with the same stage-and-swap.
+An hourly refresh (:func:`replace_user_rows`) rewrites only some users' rows of a publication, in
+one transaction that also keeps the publication's counts equal to its rows.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
+from recsys_tasks.data.writer import Target, write_rows
 from recsys_tasks.sqlfiles import load_sql, split_statements, statement
-from recsys_tasks.timeutil import iso, now_iso
+from recsys_tasks.timeutil import now_iso
 
 log = logging.getLogger(__name__)
 
-ROW_COLUMNS = ("as_of", "user_id", "rank", "item_id", "score", "model_version", "run_id", "reason", "generated_at")
-SIMILAR_COLUMNS = ("as_of", "item_id", "rank", "similar_item_id", "score", "model_version")
+
+class RecommendationRow(NamedTuple):
+    """One row of ``recommendations``: the ``rank``-th item for ``user_id`` in the publication of ``as_of``."""
+
+    as_of: date
+    user_id: str
+    rank: int
+    item_id: str
+    score: float
+    model_version: str
+    run_id: str
+    reason: str | None
+    generated_at: datetime
+
+
+class SimilarItemRow(NamedTuple):
+    """One row of ``similar_items``: the ``rank``-th nearest item to ``item_id`` as of ``as_of``."""
+
+    as_of: date
+    item_id: str
+    rank: int
+    similar_item_id: str
+    score: float
+    model_version: str
+
+
+_RECOMMENDATION_TYPES = ("date", "text", "int2", "text", "float4", "text", "text", "text", "timestamptz")
+_SIMILAR_TYPES = ("date", "text", "int2", "text", "float4", "text")
+#: Tables published by stage-and-swap, with the bulk-load target of their staging table.
+_STAGES: dict[str, Target] = {
+    "recommendations": Target("recommendations_stage", RecommendationRow._fields, _RECOMMENDATION_TYPES),
+    "similar_items": Target("similar_items_stage", SimilarItemRow._fields, _SIMILAR_TYPES),
+}
+_REFRESH_STAGE = Target("refresh_stage", RecommendationRow._fields, _RECOMMENDATION_TYPES)
 
 
 @dataclass(frozen=True)
@@ -45,16 +74,20 @@ class Publication:
     seconds: float
 
 
-def portable_params(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
-    """Bind parameters of one row for databases without COPY: dates and timestamps as ISO text
-    (``registry.iso``), so every writer stores them in the same sortable form."""
-    return {c: iso(v) if isinstance(v, (date, datetime)) else v for c, v in zip(columns, row, strict=True)}
+@dataclass(frozen=True)
+class Replaced:
+    """What a refresh changed in a publication: rows and users written, and the rows and users they replaced."""
+
+    rows: int
+    users: int
+    old_rows: int
+    old_users: int
 
 
 def write_publication(
     engine: sa.Engine,
     schema: str,
-    rows: Iterable[tuple[Any, ...]],
+    rows: Iterable[RecommendationRow],
     *,
     as_of: date,
     run_id: str,
@@ -64,11 +97,10 @@ def write_publication(
 ) -> Publication:
     """Load ``rows`` into staging and swap them in as the publication of ``as_of``."""
     started = time.monotonic()
-    day = as_of.isoformat()
 
     def record(conn: sa.Connection, count: int, users: int) -> None:
         publication = {
-            "as_of": day,
+            "as_of": as_of.isoformat(),
             "run_id": run_id,
             "model_version": model_version,
             "users": users,
@@ -84,20 +116,21 @@ def write_publication(
     return Publication(as_of=as_of, model_version=model_version, users=users, rows=count, seconds=seconds)
 
 
-#: Tables published by stage-and-swap, with their columns (``sql/*_<table>_*`` holds their statements).
-TABLES: dict[str, tuple[str, ...]] = {"recommendations": ROW_COLUMNS, "similar_items": SIMILAR_COLUMNS}
-#: PostgreSQL types of those columns, for binary COPY.
-_PG_TYPES: dict[str, list[str]] = {
-    "recommendations": ["date", "text", "int2", "text", "float4", "text", "text", "text", "timestamptz"],
-    "similar_items": ["date", "text", "int2", "text", "float4", "text"],
-}
+def write_similar_items(
+    engine: sa.Engine, schema: str, rows: Iterable[SimilarItemRow], *, as_of: date, chunk_rows: int = 50_000
+) -> tuple[int, int]:
+    """Replace ``as_of``'s ``similar_items`` with ``rows`` atomically; return (rows, items)."""
+    started = time.monotonic()
+    count, items = stage_and_swap(engine, schema, "similar_items", rows, as_of=as_of, chunk_rows=chunk_rows)
+    log.info("published %d similar-item rows for %d items as of %s in %.1fs", count, items, as_of, time.monotonic() - started)
+    return count, items
 
 
 def stage_and_swap(
     engine: sa.Engine,
     schema: str,
     table: str,
-    rows: Iterable[tuple[Any, ...]],
+    rows: Iterable[RecommendationRow | SimilarItemRow],
     *,
     as_of: date,
     chunk_rows: int = 50_000,
@@ -105,116 +138,87 @@ def stage_and_swap(
 ) -> tuple[int, int]:
     """Replace ``as_of``'s rows of ``table`` with ``rows`` atomically; return (rows, distinct keys).
 
-    ``rows`` are grouped by their second column (user or item); ``in_swap(conn, rows, keys)`` runs
-    inside the swap's transaction (e.g. to record the publication).
+    ``rows`` arrive grouped by their key (user or item); ``in_swap(conn, rows, keys)`` runs inside
+    the swap's transaction (e.g. to record the publication).
     """
-    if table not in TABLES:
-        raise ValueError(f"unknown published table {table!r}; use one of {sorted(TABLES)}")
+    if table not in _STAGES:
+        raise ValueError(f"unknown published table {table!r}; use one of {sorted(_STAGES)}")
     stage = f"{table}_stage_{as_of:%Y%m%d}"
-    dialect = engine.dialect.name
+    ids = {"schema": schema, "stage": stage}
     with engine.begin() as conn:
-        conn.execute(statement("drop_recommendations_stage", schema=schema, stage=stage))
-        conn.execute(statement(f"create_{table}_stage", dialect=dialect, schema=schema, stage=stage))
+        conn.execute(statement("drop_stage", **ids))
+        conn.execute(statement(f"create_{table}_stage", dialect=engine.dialect.name, **ids))
     try:
-        if dialect == "postgresql":
-            count, keys = _copy_postgres(engine, schema, table, stage, rows)
-        else:
-            count, keys = _insert_portable(engine, schema, table, stage, rows, chunk_rows)
-        _swap(engine, schema, table, stage, as_of=as_of, in_swap=lambda conn: in_swap(conn, count, keys) if in_swap else None)
+        counted = _KeyCount(rows)
+        with engine.begin() as conn:
+            count = write_rows(conn, _STAGES[table], counted, ids=ids, chunk_rows=chunk_rows)
+        _swap(engine, schema, table, stage, as_of=as_of, in_swap=lambda conn: in_swap(conn, count, counted.keys) if in_swap else None)
     except BaseException:
         # The published set is untouched; the leftover stage is dropped here or by the next run.
         try:
             with engine.begin() as conn:
-                conn.execute(statement("drop_recommendations_stage", schema=schema, stage=stage))
+                conn.execute(statement("drop_stage", **ids))
         except sa.exc.SQLAlchemyError:  # pragma: no cover - best effort cleanup
             log.warning("could not drop staging table %s.%s; the next publish drops it", schema, stage)
         raise
-    return count, keys
+    return count, counted.keys
 
 
-def _progress(count: int, started: float, last: float) -> float:
-    now = time.monotonic()
-    if now - last > 10:
-        log.info("publishing: %d rows staged (%.0f rows/s)", count, count / max(now - started, 1e-9))
-        return now
-    return last
+def latest_publication(engine: sa.Engine, schema: str) -> sa.Row | None:
+    """The newest publication (``as_of``, ``run_id``, ``model_version``, ``users``, ``rows``, ``top_k``), if any."""
+    with engine.connect() as conn:
+        return conn.execute(statement("select_latest_publication", schema=schema)).first()
 
 
-def _copy_postgres(engine: sa.Engine, schema: str, table: str, stage: str, rows: Iterable[tuple[Any, ...]]) -> tuple[int, int]:
-    # Binary COPY: psycopg encodes rows in C and the server skips text parsing, so loading runs at
-    # about twice the rate of a text COPY of the same rows (docs/bench_publish.md).
-    sql = load_sql(f"copy_{table}_stage", dialect="postgresql", schema=schema, stage=stage)
-    types = _PG_TYPES[table]
-    temporal = [i for i, t in enumerate(types) if t in ("date", "timestamptz")]
-    count, users, last_user = 0, 0, None
-    started = last = time.monotonic()
-    raw = engine.raw_connection()
-    try:
-        pg = raw.driver_connection
-        stream = iter(rows)
-        first = next(stream, None)
-        if first is not None:
-            stream = _chain(first, stream)
-            if any(isinstance(first[i], str) for i in temporal):  # ISO text (hand-made rows): parse it
-                stream = map(_TemporalParser(temporal), stream)
-        with pg.cursor() as cur, cur.copy(sql) as copy:
-            copy.set_types(types)
-            for row in stream:
-                copy.write_row(row)
-                count += 1
-                if row[1] != last_user:
-                    users, last_user = users + 1, row[1]
-                if count % 100_000 == 0:
-                    last = _progress(count, started, last)
-        pg.commit()
-    finally:
-        raw.close()
-    return count, users
+def replace_user_rows(
+    engine: sa.Engine,
+    schema: str,
+    rows: Iterable[RecommendationRow],
+    *,
+    as_of: date,
+    model_version: str,
+    chunk_rows: int = 50_000,
+) -> Replaced | None:
+    """Replace the rows of the users in ``rows`` in ``as_of``'s publication, in one transaction.
 
-
-def _chain(first: tuple[Any, ...], rest: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
-    yield first
-    yield from rest
-
-
-class _TemporalParser:
-    """Turn ISO date/timestamp text at ``positions`` into date/datetime objects (cached: they repeat)."""
-
-    def __init__(self, positions: Sequence[int]) -> None:
-        self.positions = positions
-        self.cache: dict[str, Any] = {}
-
-    def __call__(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        out = list(row)
-        for i in self.positions:
-            value = out[i]
-            if isinstance(value, str):
-                if value not in self.cache:
-                    self.cache[value] = date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
-                out[i] = self.cache[value]
-        return tuple(out)
-
-
-def _insert_portable(
-    engine: sa.Engine, schema: str, table: str, stage: str, rows: Iterable[tuple[Any, ...]], chunk_rows: int
-) -> tuple[int, int]:
-    sql = statement(f"insert_{table}_stage", schema=schema, stage=stage)
-    columns = TABLES[table]
-    count, users, last_user, batch = 0, 0, None, []
-    started = last = time.monotonic()
+    ``rows`` arrive grouped by user. Returns ``None`` (writing nothing) when that publication is gone
+    or was remade by another model than ``model_version`` meanwhile.
+    """
+    dialect = engine.dialect.name
+    day = as_of.isoformat()
     with engine.begin() as conn:
-        for row in rows:
-            batch.append(portable_params(columns, row))
-            count += 1
-            if row[1] != last_user:
-                users, last_user = users + 1, row[1]
-            if len(batch) >= chunk_rows:
-                conn.execute(sql, batch)
-                batch = []
-                last = _progress(count, started, last)
-        if batch:
-            conn.execute(sql, batch)
-    return count, users
+        current = conn.execute(statement("select_publication_for_refresh", dialect=dialect, schema=schema), {"as_of": day}).first()
+        if current is None or current.model_version != model_version:
+            return None
+        for stmt in split_statements(load_sql("create_refresh_stage", dialect=dialect, schema=schema)):
+            conn.exec_driver_sql(stmt)
+        counted = _KeyCount(rows)
+        count = write_rows(conn, _REFRESH_STAGE, counted, chunk_rows=chunk_rows)
+        old = conn.execute(statement("count_refreshed_rows", schema=schema), {"as_of": day}).one()
+        conn.execute(statement("delete_refreshed_rows", schema=schema), {"as_of": day})
+        conn.execute(statement("insert_refreshed_rows", schema=schema))
+        conn.execute(
+            statement("update_publication_counts", schema=schema),
+            {"as_of": day, "users_delta": counted.keys - int(old.n_users), "rows_delta": count - int(old.n_rows)},
+        )
+        if dialect != "postgresql":  # PostgreSQL drops the temporary stage on commit
+            conn.exec_driver_sql(load_sql("drop_refresh_stage", dialect=dialect))
+    return Replaced(rows=count, users=counted.keys, old_rows=int(old.n_rows), old_users=int(old.n_users))
+
+
+class _KeyCount:
+    """Passes rows through, counting their keys (the second field: user or item; rows arrive grouped by it)."""
+
+    def __init__(self, rows: Iterable[tuple]) -> None:
+        self.rows = rows
+        self.keys = 0
+
+    def __iter__(self) -> Iterator[tuple]:
+        last = None
+        for row in self.rows:
+            if row[1] != last:
+                self.keys, last = self.keys + 1, row[1]
+            yield row
 
 
 def _swap(
@@ -247,15 +251,4 @@ def _swap(
             for stmt in split_statements(load_sql(f"replace_{table}", dialect=engine.dialect.name, schema=schema, stage=stage)):
                 conn.execute(sa.text(stmt), {"as_of": day})
             in_swap(conn)
-            conn.execute(statement("drop_recommendations_stage", schema=schema, stage=stage))
-
-
-
-def write_similar_items(
-    engine: sa.Engine, schema: str, rows: Iterable[tuple[Any, ...]], *, as_of: date, chunk_rows: int = 50_000
-) -> tuple[int, int]:
-    """Replace ``as_of``'s ``similar_items`` with ``rows`` atomically; return (rows, items)."""
-    started = time.monotonic()
-    count, items = stage_and_swap(engine, schema, "similar_items", rows, as_of=as_of, chunk_rows=chunk_rows)
-    log.info("published %d similar-item rows for %d items as of %s in %.1fs", count, items, as_of, time.monotonic() - started)
-    return count, items
+            conn.execute(statement("drop_stage", schema=schema, stage=stage))

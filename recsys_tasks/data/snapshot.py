@@ -1,4 +1,5 @@
-"""A run's snapshot: the interval's events and the catalogue, streamed from the warehouse into Parquet."""
+"""A run's snapshot (the interval's events and the catalogue, streamed from the warehouse into Parquet), and the
+hourly refresh's reads of the active users' histories."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ ITEMS_SCHEMA = pa.schema(
     ]
 )
 
+
 @dataclass(frozen=True)
 class Snapshot:
     """Where one run's extracted data lives and how much of it there is."""
@@ -81,19 +83,7 @@ def extract_interval(
     """
     check_source_tables(engine, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dialect = engine.dialect.name
-    events_sql = load_sql(
-        "select_events",
-        dialect=dialect,
-        events=table_ref(cfg.source_schema, cfg.events_table),
-        **{c: cfg.event_column(c) for c in EVENT_COLUMNS},
-    )
-    items_sql = load_sql(
-        "select_items",
-        dialect=dialect,
-        items=table_ref(cfg.source_schema, cfg.items_table),
-        **{c: cfg.item_column(c) for c in ITEM_COLUMNS},
-    )
+    events_sql, items_sql = _events_sql(engine, cfg, "select_events"), _items_sql(engine, cfg)
     params = {"start": bind_timestamp(engine, start), "end": bind_timestamp(engine, end)}
     snapshot = Snapshot(out_dir, 0, 0)
     n_events = _stream_to_parquet(
@@ -105,6 +95,37 @@ def extract_interval(
         table=table_ref(cfg.source_schema, cfg.items_table),
     )
     return Snapshot(out_dir, n_events, n_items)
+
+
+def read_active_histories(
+    engine: sa.Engine, cfg: WarehouseConfig, *, history_start: datetime, since: datetime, end: datetime
+) -> pd.DataFrame:
+    """Canonical events in ``[history_start, end)`` of the users with an item event in ``[since, end)``."""
+    check_source_tables(engine, cfg)
+    bounds = {"history_start": history_start, "since": since, "end": end}
+    with engine.connect() as conn:
+        frame = pd.read_sql_query(
+            sa.text(_events_sql(engine, cfg, "select_refresh_events")), conn,
+            params={name: bind_timestamp(engine, value) for name, value in bounds.items()},
+        )
+    return to_arrow(frame, EVENTS_SCHEMA, label="events").to_pandas()
+
+
+def read_catalogue(engine: sa.Engine, cfg: WarehouseConfig, *, end: datetime) -> pd.DataFrame:
+    """The canonical item catalogue as known at ``end``."""
+    with engine.connect() as conn:
+        frame = pd.read_sql_query(sa.text(_items_sql(engine, cfg)), conn, params={"end": bind_timestamp(engine, end)})
+    return to_arrow(frame, ITEMS_SCHEMA, label="items").to_pandas()
+
+
+def _events_sql(engine: sa.Engine, cfg: WarehouseConfig, name: str) -> str:
+    events = table_ref(cfg.source_schema, cfg.events_table)
+    return load_sql(name, dialect=engine.dialect.name, events=events, **{c: cfg.event_column(c) for c in EVENT_COLUMNS})
+
+
+def _items_sql(engine: sa.Engine, cfg: WarehouseConfig) -> str:
+    items = table_ref(cfg.source_schema, cfg.items_table)
+    return load_sql("select_items", dialect=engine.dialect.name, items=items, **{c: cfg.item_column(c) for c in ITEM_COLUMNS})
 
 
 def _stream_to_parquet(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
 import numpy as np
 
+from recsys_tasks.data.publication import RecommendationRow
 from recsys_tasks.data.sequences import EVENT_TYPE_IDS, ItemVocab, SequenceData
 from recsys_tasks.serving import rules as R
 from recsys_tasks.timeutil import day_start, now, utc
@@ -25,8 +26,9 @@ _VERBS = {
 }
 
 
+class Scorer(Protocol):
+    """What ranking needs of a model: its vocabulary and chunked top-K (``serving.recommender.Recommender``)."""
 
-class Recommender(Protocol):
     vocab: ItemVocab
 
     def recommend(
@@ -146,7 +148,7 @@ def prepare_rules(
 
 
 def recommendation_rows(
-    recommender: Recommender,
+    scorer: Scorer,
     histories: SequenceData,
     *,
     k: int,
@@ -157,35 +159,33 @@ def recommendation_rows(
     titles: Mapping[str, str],
     batch_users: int = 4096,
     generated_at: datetime | None = None,
-    rules: Rules | None = None,
-) -> Iterator[tuple[Any, ...]]:
-    """Rows of ``ROW_COLUMNS`` for every user in ``histories``, streamed chunk by chunk.
-
-    Without ``rules`` a user's rows are the model's top ``k``; with them, the top ``k + margin``
-    candidates are re-ranked by the rules first.
-    """
+    rules: Rules = Rules(),
+) -> Iterator[RecommendationRow]:
+    """Every user's ranked rows, streamed chunk by chunk: the scorer's top ``k + rules.margin``
+    candidates re-ranked by ``rules`` (the default ``Rules()`` is the plain top ``k``), each with a reason."""
     stamp = utc(generated_at or now())
-    day = as_of
-    vocab = recommender.vocab
-    if rules is not None:
-        yield from _ruled_rows(recommender, histories, k=k, exclude=exclude, day=day, run_id=run_id,
-                               model_version=model_version, titles=titles, batch_users=batch_users, stamp=stamp, rules=rules)
-        return
-    ids = [""] + vocab.item_ids  # item id per item index
-    for offset, top, scores in recommender.recommend(histories, k=k, exclude=exclude, batch_users=batch_users):
-        for row, (items, item_scores) in enumerate(zip(top.tolist(), scores.tolist(), strict=True)):
-            u = offset + row
-            user = histories.user_ids[u]
-            reason = _reason(histories.items[u], histories.event_types[u], vocab, titles)
-            # A user with fewer than k eligible items gets index 0 (padding, -inf) after the real ones;
-            # padding is not an item.
-            for rank, (item, score) in enumerate(zip(items, item_scores, strict=True), start=1):
-                if item > 0:
-                    yield (day, user, rank, ids[item], score, model_version, run_id, reason, stamp)
+    ids = [""] + scorer.vocab.item_ids  # item id per item index
+    names = [""] + [titles.get(i) or i for i in ids[1:]]  # display name per item index
+    catalogue = _Catalogue.of(rules, len(scorer.vocab))
+    candidates = min(k + rules.margin, len(scorer.vocab) - 1)
+    for offset, cand, cand_scores in scorer.recommend(histories, k=candidates, exclude=exclude, batch_users=batch_users):
+        chunk = range(offset, offset + cand.shape[0])
+        users = [histories.user_ids[u] for u in chunk]
+        h_items = histories.items[offset : chunk.stop]
+        h_types = histories.event_types[offset : chunk.stop]
+        excluded = exclude[offset : chunk.stop] if exclude is not None else [frozenset()] * len(chunk)
+        lists = _final_lists(cand, cand_scores, h_items, h_types, users, excluded, rules, catalogue, k=k)
+        reasons = _reasons(lists, h_items, h_types, names, rules)
+        for b, user in enumerate(users):
+            rank = 0
+            for item, score, reason in zip(lists.top[b].tolist(), lists.scores[b].tolist(), reasons[b], strict=True):
+                if item:  # padding (index 0) is not an item
+                    rank += 1
+                    yield RecommendationRow(as_of, user, rank, ids[item], score, model_version, run_id, reason[:200], stamp)
 
 
 def champion_rows(
-    recommender: Recommender,
+    recommender: Scorer,
     events: Any,
     items: Any,
     *,
@@ -195,7 +195,7 @@ def champion_rows(
     as_of: date,
     run_id: str,
     model_version: str,
-) -> Iterator[tuple[Any, ...]]:
+) -> Iterator[RecommendationRow]:
     """Rows for ``users`` with the business rules of ``config`` (a ``PublishConfig``) applied.
 
     Histories come from ``events`` (canonical frame), titles and categories from ``items``. The one
@@ -233,137 +233,125 @@ _MODEL, _TRENDING_IN, _TRENDING, _NEW = 0, 1, 2, 3
 _SOURCE_KINDS = np.array([_TRENDING_IN, _TRENDING, _MODEL], dtype=np.int8)  # by cold_start_list's source
 
 
-def _ruled_rows(
-    recommender: Recommender,
-    histories: SequenceData,
+@dataclass(frozen=True)
+class _Catalogue:
+    """Per item index, what the rules look up: category code, trending count, whether it is new."""
+
+    category: np.ndarray  # (V,) int64, R.UNKNOWN when unknown
+    trending: np.ndarray  # (V,) float64
+    is_new: np.ndarray  # (V,) bool
+
+    @classmethod
+    def of(cls, rules: Rules, num_items: int) -> _Catalogue:
+        category = rules.item_category if rules.item_category is not None else np.full(num_items, R.UNKNOWN, dtype=np.int64)
+        trending = rules.trending_counts if rules.trending_counts is not None else np.zeros(num_items)
+        is_new = np.zeros(num_items, dtype=bool)
+        is_new[rules.new_items] = True
+        return cls(category, trending, is_new)
+
+
+@dataclass
+class _Lists:
+    """One chunk's final lists (B, k), 0-padded, and why each item is there."""
+
+    top: np.ndarray  # (B, k) int64 item indices
+    scores: np.ndarray  # (B, k) float32, -inf at padding
+    kind: np.ndarray  # (B, k) int8: _MODEL, _TRENDING_IN, _TRENDING or _NEW
+    warm: np.ndarray  # (B,) bool: ranked by the model (a history long enough, and not empty)
+    cold_category: dict[int, int]  # row -> category code of a cold-start user's list
+
+
+def _final_lists(
+    cand: np.ndarray,
+    cand_scores: np.ndarray,
+    h_items: Sequence[np.ndarray],
+    h_types: Sequence[np.ndarray],
+    users: Sequence[str],
+    excluded: Sequence[Collection[int]],
+    rules: Rules,
+    catalogue: _Catalogue,
     *,
     k: int,
-    exclude: Sequence[set[int]] | None,
-    day: date,
-    run_id: str,
-    model_version: str,
-    titles: Mapping[str, str],
-    batch_users: int,
-    stamp: datetime,
-    rules: Rules,
-) -> Iterator[tuple[Any, ...]]:
-    vocab = recommender.vocab
-    ids = [""] + vocab.item_ids  # item id per item index
-    names = [""] + [titles.get(i) or i for i in ids[1:]]  # display name per item index
-    num_items = len(vocab)
-    C = min(k + rules.margin, num_items - 1)
-    cats = rules.item_category if rules.item_category is not None else np.full(num_items, R.UNKNOWN, dtype=np.int64)
-    trending_counts = rules.trending_counts if rules.trending_counts is not None else np.zeros(num_items)
-    is_new = np.zeros(num_items, dtype=bool)
-    is_new[rules.new_items] = True
-    for offset, cand, cand_scores in recommender.recommend(histories, k=C, exclude=exclude, batch_users=batch_users):
-        B = cand.shape[0]
-        h_items = histories.items[offset : offset + B]
-        h_types = histories.event_types[offset : offset + B]
-        lengths = np.fromiter((len(h) for h in h_items), dtype=np.int64, count=B)
-        if rules.demote_after is not None:
-            looks = R.look_counts(h_items, h_types, cand)
-            cand_scores = R.demote(cand_scores, looks, after=rules.demote_after, factor=rules.demote_factor)
-        cand, cand_scores = R.sort_candidates(cand, cand_scores)
-        cand = np.where(np.isfinite(cand_scores), cand, 0)  # a demote_factor of 0 removes items
+) -> _Lists:
+    """The rules applied to one chunk's candidates (B, C): demotion, cold start, category cap, new-item slots."""
+    B = cand.shape[0]
+    lengths = np.fromiter((len(h) for h in h_items), dtype=np.int64, count=B)
+    if rules.demote_after is not None:
+        looks = R.look_counts(h_items, h_types, cand)
+        cand_scores = R.demote(cand_scores, looks, after=rules.demote_after, factor=rules.demote_factor)
+    cand, cand_scores = R.sort_candidates(cand, cand_scores)
+    cand = np.where(np.isfinite(cand_scores), cand, 0)  # a demote_factor of 0 removes items
 
-        # Final lists (B, k), padded with 0, and per position the kind of reason it gets.
-        top = np.zeros((B, k), dtype=np.int64)
-        top_scores = np.full((B, k), -np.inf, dtype=np.float32)
-        kind = np.zeros((B, k), dtype=np.int8)
-        cold = lengths < rules.min_history
-        warm = ~cold & (lengths > 0)
-        cold_category: dict[int, int] = {}
-        for b in np.flatnonzero(cold).tolist():
-            user = histories.user_ids[offset + b]
-            category = R.infer_category(h_items[b], cats, queries=rules.queries.get(user, ()), category_names=rules.category_names)
-            items_b, scores_b, source = R.cold_start_list(
-                k=k, category=category, trending_counts=trending_counts, item_category=cats,
-                exclude=exclude[offset + b] if exclude is not None else frozenset(), fallback=cand[b],
-            )
-            n = len(items_b)
-            top[b, :n], top_scores[b, :n] = items_b, scores_b
-            kind[b, :n] = _SOURCE_KINDS[source]
-            cold_category[b] = category
-        if rules.max_per_category is None:
-            top[~cold], top_scores[~cold] = cand[~cold, :k], cand_scores[~cold, :k]  # padding is already last
-        else:
-            for b in np.flatnonzero(~cold).tolist():
-                keep = R.cap_per_category(cand[b], cats[cand[b]], k=k, max_per_category=rules.max_per_category)
-                top[b, : len(keep)], top_scores[b, : len(keep)] = cand[b, keep], cand_scores[b, keep]
-        top_scores = np.where(top > 0, top_scores, -np.inf)
+    cold = lengths < rules.min_history
+    lists = _Lists(
+        top=np.zeros((B, k), dtype=np.int64),
+        scores=np.full((B, k), -np.inf, dtype=np.float32),
+        kind=np.zeros((B, k), dtype=np.int8),
+        warm=~cold & (lengths > 0),
+        cold_category={},
+    )
+    for b in np.flatnonzero(cold).tolist():
+        category = R.infer_category(
+            h_items[b], catalogue.category, queries=rules.queries.get(users[b], ()), category_names=rules.category_names
+        )
+        items_b, scores_b, source = R.cold_start_list(
+            k=k, category=category, trending_counts=catalogue.trending, item_category=catalogue.category,
+            exclude=excluded[b], fallback=cand[b],
+        )
+        n = len(items_b)
+        lists.top[b, :n], lists.scores[b, :n], lists.kind[b, :n] = items_b, scores_b, _SOURCE_KINDS[source]
+        lists.cold_category[b] = category
+    if rules.max_per_category is None:
+        lists.top[~cold], lists.scores[~cold] = cand[~cold, :k], cand_scores[~cold, :k]  # padding is already last
+    else:
+        for b in np.flatnonzero(~cold).tolist():
+            keep = R.cap_per_category(cand[b], catalogue.category[cand[b]], k=k, max_per_category=rules.max_per_category)
+            lists.top[b, : len(keep)], lists.scores[b, : len(keep)] = cand[b, keep], cand_scores[b, keep]
+    lists.scores = np.where(lists.top > 0, lists.scores, -np.inf)
+    if rules.new_item_slots and rules.unit_vectors is not None and len(rules.new_items) and lists.warm.any():
+        last_items = np.array([int(h[-1]) if len(h) else 0 for h in h_items], dtype=np.int64)
+        placed = R.place_new_items(
+            lists.top, lists.scores, rows=np.flatnonzero(lists.warm), last_items=last_items, is_new=catalogue.is_new,
+            new_items=rules.new_items, unit_vectors=rules.unit_vectors, slots=rules.new_item_slots,
+        )
+        lists.kind[placed] = _NEW
+    return lists
 
-        if rules.new_item_slots and rules.unit_vectors is not None and len(rules.new_items) and warm.any():
-            _new_item_slots(top, top_scores, kind, warm, h_items, is_new, rules, k=k)
 
-        # Per user, the reasons a model item can get: "similar to <anchor>" for each of their recent
-        # items (with item vectors), else "because you <verb> <last item>".
-        if rules.unit_vectors is not None and warm.any():
-            anchors, explain = _anchors(h_items, h_types, names)
-            which = R.most_similar_anchor(top, anchors, rules.unit_vectors).tolist()  # (B, k)
-        else:
-            explain = [[_last_event_reason(h_items[b], h_types[b], names)] for b in range(B)]
-            which = [[0] * k] * B
-        top_l, score_l, kind_l = top.tolist(), top_scores.tolist(), kind.tolist()
-        for b in range(B):
-            user = histories.user_ids[offset + b]
-            rank = 0
-            for item, score, why, anchor in zip(top_l[b], score_l[b], kind_l[b], which[b], strict=True):
-                if not item:
-                    continue
-                rank += 1
-                if why == _MODEL:
-                    reason = explain[b][anchor]
-                elif why == _TRENDING_IN:
-                    reason = f"trending in {rules.category_names[cold_category[b]]}"
-                elif why == _TRENDING:
-                    reason = "trending now"
-                else:
-                    category = rules.category_of(item)
-                    reason = f"new in {category}" if category else "new for you"
-                yield (day, user, rank, ids[item], score, model_version, run_id, reason[:200], stamp)
+def _reasons(
+    lists: _Lists, h_items: Sequence[np.ndarray], h_types: Sequence[np.ndarray], names: Sequence[str], rules: Rules
+) -> list[list[str]]:
+    """The reason of every position of one chunk's lists (B, k)."""
+    B, k = lists.top.shape
+    # A model item is "similar to <anchor>" for the closest of the user's recent items (with item
+    # vectors), else "because you <verb> <last item>".
+    if rules.unit_vectors is not None and lists.warm.any():
+        anchors, explain = _anchors(h_items, h_types, names)
+        which = R.most_similar_anchor(lists.top, anchors, rules.unit_vectors).tolist()  # (B, k)
+    else:
+        explain = [[_last_event_reason(h_items[b], h_types[b], names)] for b in range(B)]
+        which = [[0] * k] * B
+    reasons = []
+    for b, (items, kinds) in enumerate(zip(lists.top.tolist(), lists.kind.tolist(), strict=True)):
+        row = []
+        for item, why, anchor in zip(items, kinds, which[b], strict=True):
+            if why == _MODEL:
+                row.append(explain[b][anchor])
+            elif why == _TRENDING_IN:
+                row.append(f"trending in {rules.category_names[lists.cold_category[b]]}")
+            elif why == _TRENDING:
+                row.append("trending now")
+            else:
+                category = rules.category_of(item)
+                row.append(f"new in {category}" if category else "new for you")
+        reasons.append(row)
+    return reasons
 
 
 def _last_event_reason(items: np.ndarray, kinds: np.ndarray, names: Sequence[str]) -> str:
     if len(items) == 0:
         return "trending now"
     return f"because you {_VERBS.get(int(kinds[-1]), 'viewed')} {names[int(items[-1])]}"
-
-
-def _new_item_slots(
-    top: np.ndarray,
-    top_scores: np.ndarray,
-    kind: np.ndarray,
-    warm: np.ndarray,
-    h_items: Sequence[np.ndarray],
-    is_new: np.ndarray,
-    rules: Rules,
-    *,
-    k: int,
-) -> None:
-    """Give each warm user up to ``new_item_slots`` new items closest to their last item (in place).
-
-    A full list loses its last items that are not new; the new item takes the displaced item's score,
-    so scores stay ordered by rank. A short list grows instead, at its last score.
-    """
-    slots = min(rules.new_item_slots, k)
-    rows = np.flatnonzero(warm)
-    have = is_new[top[rows]].sum(axis=1)
-    rows, have = rows[have < slots], have[have < slots]
-    if not len(rows):
-        return
-    last = np.array([int(h_items[b][-1]) for b in rows], dtype=np.int64)
-    best, _ = R.best_new_items(rules.unit_vectors[last], rules.new_items, rules.unit_vectors, exclude=top[rows], slots=slots)
-    for r, b in enumerate(rows.tolist()):
-        fill = [int(i) for i in best[r] if i > 0][: slots - int(have[r])]
-        length = int((top[b] > 0).sum())
-        free = list(range(length, min(k, length + len(fill))))
-        tail = [p for p in range(length - 1, -1, -1) if not is_new[top[b, p]]][: len(fill) - len(free)]
-        for p, item in zip(sorted(tail) + free, fill, strict=False):
-            if p >= length:
-                top_scores[b, p] = top_scores[b, length - 1] if length else 0.0
-            top[b, p] = item
-            kind[b, p] = _NEW
 
 
 def _anchors(h_items: Sequence[np.ndarray], h_types: Sequence[np.ndarray], names: Sequence[str], *, size: int = 10) -> tuple[np.ndarray, list[list[str]]]:
@@ -382,11 +370,3 @@ def _anchors(h_items: Sequence[np.ndarray], h_types: Sequence[np.ndarray], names
         anchors[b, : len(seen)] = list(seen)
         reasons.append([f"similar to {names[i]} you {_VERBS.get(t, 'viewed')}" for i, t in seen.items()] or ["trending now"])
     return anchors, reasons
-
-
-def _reason(items: np.ndarray, kinds: np.ndarray, vocab: ItemVocab, titles: Mapping[str, str]) -> str:
-    if len(items) == 0:
-        return "trending now"
-    last_item = vocab.decode([items[-1]])[0]
-    title = titles.get(last_item, last_item)
-    return f"because you {_VERBS.get(int(kinds[-1]), 'viewed')} {title}"[:200]

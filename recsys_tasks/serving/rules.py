@@ -210,6 +210,45 @@ def best_new_items(
     return items.astype(np.int64), best.astype(np.float32)
 
 
+def place_new_items(
+    top: np.ndarray,
+    scores: np.ndarray,
+    *,
+    rows: np.ndarray,
+    last_items: np.ndarray,
+    is_new: np.ndarray,
+    new_items: np.ndarray,
+    unit_vectors: np.ndarray,
+    slots: int,
+) -> np.ndarray:
+    """Give each user of ``rows`` up to ``slots`` new items closest to their last item, in place.
+
+    ``top``/``scores`` (B, k) ranked lists, 0-padded; ``rows`` the users (row indices) eligible;
+    ``last_items`` (B,) each user's last item; ``is_new`` (V,) bool. A full list loses its last items
+    that are not new, the new item taking the displaced item's score so scores stay ordered by rank;
+    a short list grows instead, at its last score. Returns the (B, k) mask of positions filled.
+    """
+    k = top.shape[1]
+    slots = min(slots, k)
+    placed = np.zeros(top.shape, dtype=bool)
+    have = is_new[top[rows]].sum(axis=1)
+    rows, have = rows[have < slots], have[have < slots]
+    if not len(rows):
+        return placed
+    best, _ = best_new_items(unit_vectors[last_items[rows]], new_items, unit_vectors, exclude=top[rows], slots=slots)
+    for r, b in enumerate(rows.tolist()):
+        fill = [int(i) for i in best[r] if i > 0][: slots - int(have[r])]
+        length = int((top[b] > 0).sum())
+        free = list(range(length, min(k, length + len(fill))))
+        tail = [p for p in range(length - 1, -1, -1) if not is_new[top[b, p]]][: len(fill) - len(free)]
+        for p, item in zip(sorted(tail) + free, fill, strict=False):
+            if p >= length:
+                scores[b, p] = scores[b, length - 1] if length else 0.0
+            top[b, p] = item
+            placed[b, p] = True
+    return placed
+
+
 def most_similar_anchor(candidates: np.ndarray, anchors: np.ndarray, unit_vectors: np.ndarray) -> np.ndarray:
     """For each candidate (B, C), the position in ``anchors`` (B, A) of its most similar anchor item.
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import date
-from typing import Any
 
 import numpy as np
 
+from recsys_tasks.data.publication import SimilarItemRow
 from recsys_tasks.data.sequences import ItemVocab
 from recsys_tasks.serving import rules as R
 
 log = logging.getLogger(__name__)
+
 
 def similar_item_rows(
     item_vectors: np.ndarray,
@@ -23,14 +24,13 @@ def similar_item_rows(
     model_version: str,
     eligible: np.ndarray | None = None,
     batch_items: int = 1024,
-) -> Iterator[tuple[Any, ...]]:
-    """Rows of ``SIMILAR_COLUMNS``: each eligible item's ``n`` nearest items by cosine, best first."""
+) -> Iterator[SimilarItemRow]:
+    """Each eligible item's ``n`` nearest items by cosine, best first."""
     unit = R.normalise(item_vectors)
     mask = np.ones(len(vocab), dtype=bool) if eligible is None else eligible.copy()
     mask[0] = False
     mask &= np.linalg.norm(unit, axis=1) > 0
     ids = vocab.item_ids
-    day = as_of
     rows = np.flatnonzero(mask)
     for start in range(0, len(rows), batch_items):
         chunk = rows[start : start + batch_items]
@@ -39,4 +39,4 @@ def similar_item_rows(
             name = ids[item - 1]
             for rank, (other, score) in enumerate(zip(nbrs.tolist(), scores.tolist(), strict=True), start=1):
                 if other > 0:
-                    yield (day, name, rank, ids[other - 1], float(score), model_version)
+                    yield SimilarItemRow(as_of, name, rank, ids[other - 1], float(score), model_version)

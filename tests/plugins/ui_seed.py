@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -17,7 +18,7 @@ from recsys_tasks import registry
 from recsys_tasks.config import RecsysConfig
 from recsys_tasks.data import publication, sources, synth
 from recsys_tasks.data.warehouse import ensure_output_schema
-from recsys_tasks.modeling import evaluation
+from recsys_tasks.modeling import evaluation, promotion
 from recsys_tasks.sqlfiles import statement
 
 AS_OF = date(2026, 1, 5)
@@ -70,20 +71,30 @@ def fill(writer: sa.Engine, cfg: RecsysConfig, artifact_root: Path) -> Path:
         ("r1", OLD_AS_OF, "challenger", "m1", 0.20), ("r1", OLD_AS_OF, "baseline", "most_popular", 0.10),
         ("r2", AS_OF, "challenger", "m2", 0.25), ("r2", AS_OF, "champion", "m1", 0.20),
         ("r2", AS_OF, "baseline", "most_popular", 0.11),
+        # m3 was judged on r3's holdout, where its champion m2 scored 0.26 (not m2's 0.25 of r2).
+        ("r3", AS_OF, "challenger", "m3", 0.24), ("r3", AS_OF, "champion", "m2", 0.26),
+        ("r3", AS_OF, "baseline", "most_popular", 0.12),
     ]:
         evaluation.store_evaluation(writer, schema, run_id=run_id, as_of=day, model_version=version, role=role,
                                   metrics={"all": {"ndcg@10": value, "users": 50}, "new_users": {"ndcg@10": 0.01, "users": 3}})
+    same_holdout = np.linspace(0.5, 1.5, 50)
+    r3 = promotion.compare(
+        evaluation.Scores({}, {"ndcg@10": 0.24 * same_holdout}), evaluation.Scores({}, {"ndcg@10": 0.26 * same_holdout}),
+        reference_version="m2", reference_role="champion", cfg=cfg.evaluation,
+    )
+    promotion.store_comparisons(writer, schema, run_id="r3", as_of=AS_OF, challenger="m3", comparisons=[r3])
 
     stamp = "2026-01-05 03:00:00.000000+00:00"
-    old = [(OLD_AS_OF.isoformat(), "u1", 1, "i1", 0.5, "m1", "r1", None, stamp)]
+    generated = datetime(2026, 1, 5, 3, tzinfo=timezone.utc)
+    old = [publication.RecommendationRow(OLD_AS_OF, "u1", 1, "i1", 0.5, "m1", "r1", None, generated)]
     publication.write_publication(writer, schema, old, as_of=OLD_AS_OF, run_id="r1", model_version="m1", top_k=3)
     rows = [
-        (AS_OF.isoformat(), user, rank, item, score, "m2", "r2", reason, stamp)
+        publication.RecommendationRow(AS_OF, user, rank, item, score, "m2", "r2", reason, generated)
         for user, recs in sorted(TOP_K.items())
         for rank, (item, score, reason) in enumerate(recs, start=1)
     ]
     publication.write_publication(writer, schema, rows, as_of=AS_OF, run_id="r2", model_version="m2", top_k=3)
-    similar = [(AS_OF.isoformat(), "i1", 1, "i2", 0.93, "m2"), (AS_OF.isoformat(), "i1", 2, "i3", 0.31, "m2")]
+    similar = [publication.SimilarItemRow(AS_OF, "i1", 1, "i2", 0.93, "m2"), publication.SimilarItemRow(AS_OF, "i1", 2, "i3", 0.31, "m2")]
     publication.write_similar_items(writer, schema, similar, as_of=AS_OF)
 
     docs = artifact_root / "recsys_retrain" / AS_OF.isoformat() / "r2" / "data_docs"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
+import sqlalchemy as sa
 import torch
 
 from recsys_tasks.config import ModelConfig, TrainConfig
@@ -45,3 +48,20 @@ def tiny_train_cfg() -> TrainConfig:
 @pytest.fixture(autouse=True)
 def _few_threads() -> None:
     torch.set_num_threads(1)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def output_db(request, sqlite_url) -> Iterator[tuple[sa.Engine, str]]:
+    """An engine and an output schema made by ``ensure_output_schema``, on each dialect."""
+    from recsys_tasks.data import warehouse
+
+    if request.param == "postgresql":
+        engine = request.getfixturevalue("pg_engine")
+        schema = request.getfixturevalue("pg_schema")
+        warehouse.ensure_output_schema(engine, schema)
+        yield engine, schema
+    else:
+        engine = warehouse.create_engine(sqlite_url)
+        warehouse.ensure_output_schema(engine, "recsys")
+        yield engine, "recsys"
+        engine.dispose()

@@ -1,6 +1,6 @@
-"""Business rules in published lists, the similar-items table and the read-only role.
+"""Ranked rows and the business rules in published lists, the similar-items table and the read-only role.
 
-A fake recommender with a fixed global preference (item index 1 best) and hand-made 2-d item vectors
+A fake scorer with a fixed global preference (item index 1 best) and hand-made 2-d item vectors
 (books along x, tents along y) makes every expected list computable by hand.
 """
 
@@ -17,12 +17,18 @@ import sqlalchemy as sa
 from recsys_tasks import cli
 from recsys_tasks.config import PublishConfig, RecsysConfig, WarehouseConfig
 from recsys_tasks.data import warehouse
-from recsys_tasks.data.publication import write_publication, write_similar_items
-from recsys_tasks.data.sequences import ItemVocab, build_sequences
+from recsys_tasks.data.publication import (
+    RecommendationRow,
+    SimilarItemRow,
+    write_publication,
+    write_similar_items,
+)
+from recsys_tasks.data.sequences import EVENT_TYPE_IDS, ItemVocab, SequenceData, build_sequences
 from recsys_tasks.data.sources import create_source_tables
 from recsys_tasks.data.warehouse import ensure_output_schema
 from recsys_tasks.serving.ranking import exclusions, prepare_rules, recommendation_rows
 from recsys_tasks.serving.similar import similar_item_rows
+from recsys_tasks.timeutil import as_date
 
 AS_OF = date(2026, 2, 1)
 ITEMS = ["a", "b", "c", "d", "e", "f", "n1", "g"]  # vocabulary order: index 1..8
@@ -33,12 +39,13 @@ VECTORS = np.array(
 )
 
 
-class VectorRecommender:
-    """Scores item i as 10 - i for everyone; honours ``exclude``; has item vectors."""
+class FixedScorer:
+    """Scores item i as 10 - i for everyone (item index 1 best); honours ``exclude`` like the real
+    recommender, padding with index 0 / -inf when fewer than k items are eligible."""
 
-    def __init__(self, item_ids: list[str], vectors: np.ndarray) -> None:
+    def __init__(self, item_ids: list[str], vectors: np.ndarray | None = None) -> None:
         self.vocab = ItemVocab(item_ids)
-        self.vectors = vectors
+        self.vectors = vectors if vectors is not None else np.zeros((len(self.vocab), 1), dtype=np.float32)
 
     def recommend(self, histories, *, k, exclude=None, batch_users=4096):
         n = len(self.vocab)
@@ -96,15 +103,15 @@ SHOP = _events([
 USERS = ["buyer", "cold", "searcher", "looker", "t1", "old"]
 
 
-def _lists(cfg: PublishConfig, *, k: int, users: list[str] = USERS) -> dict[str, list[tuple]]:
-    rec = VectorRecommender(ITEMS, VECTORS)
+def _lists(cfg: PublishConfig, *, k: int, users: list[str] = USERS) -> dict[str, list[RecommendationRow]]:
+    rec = FixedScorer(ITEMS, VECTORS)
     histories = build_sequences(SHOP, rec.vocab, users=users)
     rules = prepare_rules(cfg, vocab=rec.vocab, events=SHOP, items=_items(), as_of=AS_OF, item_vectors=rec.item_vectors())
     rows = recommendation_rows(rec, histories, k=k, exclude=exclusions(histories, cfg.exclude_event_types), as_of=AS_OF,
                                run_id="r", model_version="m", titles=TITLES, batch_users=4, rules=rules)
-    out: dict[str, list[tuple]] = {}
+    out: dict[str, list[RecommendationRow]] = {}
     for row in rows:
-        out.setdefault(row[1], []).append((row[2], row[3], row[4], row[7]))
+        out.setdefault(row.user_id, []).append(row)
     return out
 
 
@@ -113,14 +120,14 @@ def test_rules_shape_every_list():
     lists = _lists(cfg, k=3)
     assert list(lists) == USERS
     for user, rows in lists.items():
-        assert [r[0] for r in rows] == [1, 2, 3], user  # exactly k, ranked 1..k
-        assert len({r[1] for r in rows}) == 3, user  # distinct
-        assert all(earlier[2] >= later[2] for earlier, later in zip(rows, rows[1:])), user  # scores never rise
-    items = {user: [r[1] for r in rows] for user, rows in lists.items()}
-    reasons = {user: [r[3] for r in rows] for user, rows in lists.items()}
+        assert [r.rank for r in rows] == [1, 2, 3], user  # exactly k, ranked 1..k
+        assert len({r.item_id for r in rows}) == 3, user  # distinct
+        assert all(earlier.score >= later.score for earlier, later in zip(rows, rows[1:])), user  # scores never rise
+    items = {user: [r.item_id for r in rows] for user, rows in lists.items()}
+    reasons = {user: [r.reason for r in rows] for user, rows in lists.items()}
     # buyer bought a: never recommended. b, c by score; the new tent n1 takes the last slot at d's score.
     assert items["buyer"] == ["b", "c", "n1"]
-    assert [r[2] for r in lists["buyer"]] == [8.0, 7.0, 6.0]
+    assert [r.score for r in lists["buyer"]] == [8.0, 7.0, 6.0]
     assert reasons["buyer"] == ["similar to Title A you bought", "similar to Title B you viewed", "new in tents"]
     # cold (one view of a tent) and searcher (searched "tents"): trending tents in the last 7 days
     # (e: 3 events, d: 2; f's events are older), then trending anywhere (c: 3 looker events; its
@@ -128,7 +135,7 @@ def test_rules_shape_every_list():
     for user in ("cold", "searcher"):
         assert items[user] == ["e", "d", "c"], user
         assert reasons[user] == ["trending in tents", "trending in tents", "trending now"], user
-        assert [r[2] for r in lists[user]] == [3.0, 2.0, 2.0]
+        assert [r.score for r in lists[user]] == [3.0, 2.0, 2.0]
     # old (only events outside the trending window) is warm: model list with the new-item slot.
     assert items["old"] == ["a", "b", "n1"] and reasons["old"][2] == "new in tents"
     assert reasons["old"][:2] == ["similar to Title F you viewed"] * 2
@@ -139,53 +146,124 @@ def test_rules_shape_every_list():
 def test_demotion_pushes_down_an_item_looked_at_repeatedly_without_buying():
     base = dict(top_k=3, candidate_margin=5, min_history=0, new_item_slots=0)
     off = _lists(PublishConfig(**base, demote_after=None), k=3, users=["looker"])
-    assert [r[1] for r in off["looker"]] == ["a", "b", "c"]
+    assert [r.item_id for r in off["looker"]] == ["a", "b", "c"]
     # c was viewed/clicked 3 times: 7 + ln(0.1) = 4.70 falls below d (6) and e (5).
     on = _lists(PublishConfig(**base, demote_after=3, demote_factor=0.1), k=5, users=["looker"])
-    assert [r[1] for r in on["looker"]] == ["a", "b", "d", "e", "c"]
-    assert on["looker"][4][2] == pytest.approx(7 + np.log(0.1))
+    assert [r.item_id for r in on["looker"]] == ["a", "b", "d", "e", "c"]
+    assert on["looker"][4].score == pytest.approx(7 + np.log(0.1))
     lenient = _lists(PublishConfig(**base, demote_after=4, demote_factor=0.1), k=3, users=["looker"])
-    assert [r[1] for r in lenient["looker"]] == ["a", "b", "c"]
+    assert [r.item_id for r in lenient["looker"]] == ["a", "b", "c"]
     gone = _lists(PublishConfig(**base, demote_after=3, demote_factor=0.0), k=7, users=["looker"])
-    assert "c" not in [r[1] for r in gone["looker"]] and len(gone["looker"]) == 7
+    assert "c" not in [r.item_id for r in gone["looker"]] and len(gone["looker"]) == 7
 
 
 def test_category_cap_diversifies_each_list():
     base = dict(top_k=4, candidate_margin=5, min_history=0, new_item_slots=0, demote_after=None)
     plain = _lists(PublishConfig(**base), k=4, users=["t1"])
-    assert [r[1] for r in plain["t1"]] == ["a", "b", "c", "d"]
+    assert [r.item_id for r in plain["t1"]] == ["a", "b", "c", "d"]
     capped = _lists(PublishConfig(**base, max_per_category=2), k=4, users=["t1"])
-    assert [r[1] for r in capped["t1"]] == ["a", "b", "d", "e"]
+    assert [r.item_id for r in capped["t1"]] == ["a", "b", "d", "e"]
 
 
 def test_a_new_item_is_eligible_by_score_too():
     # Without slots a new item competes by score: with k covering the catalogue it is listed.
     cfg = PublishConfig(top_k=7, candidate_margin=0, min_history=0, new_item_slots=0, demote_after=None)
     listed = _lists(cfg, k=7, users=["t1"])["t1"]
-    assert "n1" in [r[1] for r in listed]
+    assert "n1" in [r.item_id for r in listed]
+
+
+# ------------------------------------------------------------------------------ plain top-K rows (default Rules())
+
+
+def _histories(vocab: ItemVocab, users: dict[str, list[tuple[str, str]]]) -> SequenceData:
+    data = SequenceData([], [], [], [])
+    for user, events in users.items():
+        data.user_ids.append(user)
+        data.items.append(vocab.encode([item for item, _ in events]))
+        data.event_types.append(np.array([EVENT_TYPE_IDS[kind] for _, kind in events], dtype=np.int64))
+        data.timestamps.append(1_770_000_000 + 60 * np.arange(len(events), dtype=np.int64))
+    return data
+
+
+def test_recommendation_rows_exclude_purchases_and_explain_themselves():
+    rec = FixedScorer(["a", "b", "c", "d", "e", "f"])
+    histories = _histories(rec.vocab, {
+        "new": [],
+        "buyer": [("a", "view"), ("a", "purchase"), ("c", "purchase"), ("b", "view")],
+        "viewer": [("b", "purchase"), ("d", "view")],
+    })
+    excluded = exclusions(histories, ["purchase"])
+    assert excluded == [set(), {1, 3}, {2}]
+    titles = {"b": "Burr Grinder", "d": "Dome Tent"}
+    rows = list(recommendation_rows(
+        rec, histories, k=3, exclude=excluded, as_of=AS_OF, run_id="run-1", model_version="m1",
+        titles=titles, batch_users=2, generated_at=datetime(2026, 2, 1, 3, 0, tzinfo=UTC),
+    ))
+    assert [(r.user_id, r.rank, r.item_id) for r in rows] == [
+        ("new", 1, "a"), ("new", 2, "b"), ("new", 3, "c"),
+        ("buyer", 1, "b"), ("buyer", 2, "d"), ("buyer", 3, "e"),
+        ("viewer", 1, "a"), ("viewer", 2, "c"), ("viewer", 3, "d"),
+    ]
+    reasons = {r.user_id: r.reason for r in rows}
+    assert reasons == {"new": "trending now", "buyer": "because you viewed Burr Grinder", "viewer": "because you viewed Dome Tent"}
+    assert {r.as_of for r in rows} == {AS_OF} and {r.generated_at for r in rows} == {datetime(2026, 2, 1, 3, 0, tzinfo=UTC)}
+    assert {(r.model_version, r.run_id) for r in rows} == {("m1", "run-1")}
+    assert rows[3].score == 8.0  # buyer's best: b (index 2) scores 10 - 2
+
+
+def test_reason_uses_the_last_event_verb_and_falls_back_to_the_item_id():
+    rec = FixedScorer(["a", "b", "c", "d"])
+    histories = _histories(rec.vocab, {"u1": [("a", "view"), ("c", "purchase")], "u2": [("b", "add_to_cart")]})
+    rows = list(recommendation_rows(rec, histories, k=1, exclude=None, as_of=AS_OF, run_id="r", model_version="m",
+                                    titles={"c": "Camp Stove"}))
+    assert [r.reason for r in rows] == ["because you bought Camp Stove", "because you added to your cart b"]
+
+
+def test_no_excluded_item_and_k_distinct_items_per_user_on_a_bigger_catalogue():
+    rng = np.random.default_rng(7)
+    items = [f"i{n}" for n in range(40)]
+    rec = FixedScorer(items)
+    kinds = ["view", "click", "add_to_cart", "purchase"]
+    users = {
+        f"u{u}": [(items[int(rng.integers(0, 40))], kinds[int(rng.integers(0, 4))]) for _ in range(int(rng.integers(0, 30)))]
+        for u in range(60)
+    }
+    histories = _histories(rec.vocab, users)
+    k = 10
+    rows = list(recommendation_rows(rec, histories, k=k, exclude=exclusions(histories, ["purchase"]), as_of=AS_OF,
+                                    run_id="r", model_version="m", titles={}, batch_users=7))
+    by_user: dict[str, list[str]] = {}
+    for r in rows:
+        by_user.setdefault(r.user_id, []).append(r.item_id)
+    assert list(by_user) == list(users)
+    for user, events in users.items():
+        bought = {item for item, kind in events if kind == "purchase"}
+        assert len(by_user[user]) == k and len(set(by_user[user])) == k
+        assert not bought & set(by_user[user])
+    assert any(kind == "purchase" for events in users.values() for _, kind in events)  # the rule was exercised
+
+
+def test_a_user_with_fewer_eligible_items_than_k_gets_only_real_items():
+    # 4 items, k = 3, and "buyer" already bought 2 of them: only 2 items are eligible. The recommender
+    # pads with index 0; that padding must not become an item (index 0 is not in the vocabulary).
+    rec = FixedScorer(["a", "b", "c", "d"])
+    histories = _histories(rec.vocab, {"buyer": [("d", "purchase"), ("b", "purchase")], "new": []})
+    rows = list(recommendation_rows(rec, histories, k=3, exclude=exclusions(histories, ["purchase"]), as_of=AS_OF,
+                                    run_id="r", model_version="m", titles={}))
+    assert [(r.user_id, r.rank, r.item_id) for r in rows] == [
+        ("buyer", 1, "a"), ("buyer", 2, "c"),
+        ("new", 1, "a"), ("new", 2, "b"), ("new", 3, "c"),
+    ]
+    assert all(np.isfinite(r.score) for r in rows)
 
 
 # ------------------------------------------------------------------------------ databases
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def out(request, sqlite_url) -> Iterator[tuple[sa.Engine, str]]:
-    if request.param == "postgresql":
-        engine = request.getfixturevalue("pg_engine")
-        schema = request.getfixturevalue("pg_schema")
-        ensure_output_schema(engine, schema)
-        yield engine, schema
-    else:
-        engine = warehouse.create_engine(sqlite_url)
-        ensure_output_schema(engine, "recsys")
-        yield engine, "recsys"
-        engine.dispose()
-
-
-def test_published_lists_hold_k_distinct_unbought_items(out):
-    engine, schema = out
+def test_published_lists_hold_k_distinct_unbought_items(output_db):
+    engine, schema = output_db
     cfg = PublishConfig(top_k=3, candidate_margin=5, min_history=2)
-    rec = VectorRecommender(ITEMS, VECTORS)
+    rec = FixedScorer(ITEMS, VECTORS)
     histories = build_sequences(SHOP, rec.vocab, users=USERS)
     rules = prepare_rules(cfg, vocab=rec.vocab, events=SHOP, items=_items(), as_of=AS_OF, item_vectors=rec.item_vectors())
     rows = recommendation_rows(rec, histories, k=3, exclude=exclusions(histories, ["purchase"]), as_of=AS_OF,
@@ -203,15 +281,15 @@ def test_published_lists_hold_k_distinct_unbought_items(out):
     assert bought == 0
 
 
-def _similar(engine: sa.Engine, schema: str) -> list[tuple]:
+def _similar(engine: sa.Engine, schema: str) -> list[SimilarItemRow]:
+    cols = ", ".join(SimilarItemRow._fields)
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(sa.text(
-            f'SELECT item_id, rank, similar_item_id, score, model_version FROM "{schema}".latest_similar_items ORDER BY item_id, rank'
-        ))]
+        rows = conn.execute(sa.text(f'SELECT {cols} FROM "{schema}".latest_similar_items ORDER BY item_id, rank')).all()
+    return [SimilarItemRow(*row)._replace(as_of=as_date(row.as_of)) for row in rows]
 
 
-def test_similar_items_are_n_distinct_neighbours_replaced_atomically(out):
-    engine, schema = out
+def test_similar_items_are_n_distinct_neighbours_replaced_atomically(output_db):
+    engine, schema = output_db
     vocab = ItemVocab(ITEMS)
     eligible = np.ones(len(vocab), dtype=bool)
     eligible[vocab.encode(["g"])] = False  # g left the catalogue: neither listed nor suggested
@@ -220,32 +298,33 @@ def test_similar_items_are_n_distinct_neighbours_replaced_atomically(out):
     assert (count, listed) == (21, 7)
     first = _similar(engine, schema)
     by_item: dict[str, list[str]] = {}
-    for item, rank, other, _, _ in first:
-        by_item.setdefault(item, []).append(other)
+    for row in first:
+        by_item.setdefault(row.item_id, []).append(row.similar_item_id)
     assert sorted(by_item) == sorted(set(ITEMS) - {"g"})
     for item, others in by_item.items():
         assert len(others) == 3 and len(set(others)) == 3 and item not in others and "g" not in others
     assert by_item["a"] == ["b", "c", "f"]  # cosines 0.995, 0.976, 0.216 (n1: 0.110)
     assert by_item["d"] == ["e", "n1", "f"]  # 0.995, 0.994, 0.976
-    assert [r[1] for r in first[:3]] == [1, 2, 3] and first[0][3] == pytest.approx(1 / np.hypot(1, 0.1))
+    assert [r.rank for r in first[:3]] == [1, 2, 3] and first[0].score == pytest.approx(1 / np.hypot(1, 0.1))
+    assert {r.as_of for r in first} == {AS_OF}
 
     # A rerun for the same date (another model, another n) replaces the whole set; nothing is left over.
     rows = similar_item_rows(VECTORS, vocab, n=2, as_of=AS_OF, model_version="m2")
     write_similar_items(engine, schema, rows, as_of=AS_OF)
     second = _similar(engine, schema)
-    assert len(second) == 16 and {r[4] for r in second} == {"m2"}
+    assert len(second) == 16 and {r.model_version for r in second} == {"m2"}
     with engine.connect() as conn:
         assert conn.execute(sa.text(f'SELECT count(*) FROM "{schema}".similar_items')).scalar() == 16
     assert not [n for n in sa.inspect(engine).get_table_names(schema=schema) if "stage" in n]
 
 
-def test_a_killed_similar_items_publish_leaves_the_previous_set(out):
-    engine, schema = out
+def test_a_killed_similar_items_publish_leaves_the_previous_set(output_db):
+    engine, schema = output_db
     vocab = ItemVocab(ITEMS)
     write_similar_items(engine, schema, similar_item_rows(VECTORS, vocab, n=2, as_of=AS_OF, model_version="m1"), as_of=AS_OF)
     before = _similar(engine, schema)
 
-    def dying() -> Iterator[tuple]:
+    def dying() -> Iterator[SimilarItemRow]:
         for n, row in enumerate(similar_item_rows(VECTORS, vocab, n=3, as_of=AS_OF, model_version="m2")):
             if n == 5:
                 raise KeyboardInterrupt("worker killed")
@@ -273,9 +352,10 @@ def test_reader_role_reads_outputs_but_not_behaviour(pg_engine, pg_schema, tmp_p
             conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{source}" TO recsys_reader'))
             conn.execute(sa.text(f'GRANT SELECT ON "{source}".events TO recsys_reader'))
         assert cli.main(["grant-reader", "--url", url, "--config", str(config)]) == 0  # idempotent
-        rows = [(AS_OF.isoformat(), "u1", 1, "a", 1.0, "m", "r", "trending now", "2026-02-01 03:00:00+00:00")]
+        stamp = datetime(2026, 2, 1, 3, tzinfo=UTC)
+        rows = [RecommendationRow(AS_OF, "u1", 1, "a", 1.0, "m", "r", "trending now", stamp)]
         write_publication(pg_engine, output, iter(rows), as_of=AS_OF, run_id="r", model_version="m", top_k=1)
-        write_similar_items(pg_engine, output, iter([(AS_OF.isoformat(), "a", 1, "b", 0.9, "m")]), as_of=AS_OF)
+        write_similar_items(pg_engine, output, iter([SimilarItemRow(AS_OF, "a", 1, "b", 0.9, "m")]), as_of=AS_OF)
         with pg_engine.connect() as conn:
             conn.execute(sa.text("SET ROLE recsys_reader"))
             assert conn.execute(sa.text(f'SELECT user_id, item_id FROM "{output}".latest_recommendations')).all() == [("u1", "a")]

@@ -102,6 +102,23 @@ def test_best_new_items_by_cosine_skipping_excluded():
     assert none.tolist() == [[0, 0, 0], [3, 4, 0]]  # user 1: 3 (cos 0.707) before 4 (-0.707)
 
 
+def test_place_new_items_replaces_the_tail_of_a_full_list_and_extends_a_short_one():
+    # items 1, 3 along x, 2 along y; new items 4 (almost x) and 5 (y)
+    unit = R.normalise(np.array([[0, 0], [1, 0], [0, 1], [1, 0], [1, 0.1], [0, 1]], dtype=np.float32))
+    is_new = np.array([False, False, False, False, True, True])
+    top = np.array([[1, 2, 3], [2, 0, 0], [4, 1, 0]])
+    scores = np.array([[3.0, 2.0, 1.0], [5.0, -np.inf, -np.inf], [4.0, 3.0, -np.inf]], dtype=np.float32)
+    placed = R.place_new_items(
+        top, scores, rows=np.array([0, 1, 2]), last_items=np.array([1, 2, 1]), is_new=is_new,
+        new_items=np.array([4, 5]), unit_vectors=unit, slots=1,
+    )
+    # user 0 (full, last item 1): 4 replaces the last item at its score; user 1 (short, last item 2):
+    # 5 is appended at the last score; user 2 already has a new item.
+    assert top.tolist() == [[1, 2, 4], [2, 5, 0], [4, 1, 0]]
+    assert scores.tolist() == [[3.0, 2.0, 1.0], [5.0, 5.0, -np.inf], [4.0, 3.0, -np.inf]]
+    assert placed.tolist() == [[False, False, True], [False, True, False], [False, False, False]]
+
+
 def test_top_neighbours_excludes_self_and_padding_and_orders_by_cosine():
     vectors = np.array([[0, 0], [1, 0], [0.9, 0.1], [0, 1], [-1, 0]], dtype=np.float32)
     unit = R.normalise(vectors)

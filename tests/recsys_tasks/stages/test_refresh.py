@@ -205,5 +205,5 @@ def test_run_interval_from_asset_events():
     # The as_of param beats everything; without events the data interval is used.
     assert stages.context.run_interval(data_interval_start=None, data_interval_end=None, as_of="2026-01-03", asset_events=by_day)[1] == datetime(2026, 1, 3, tzinfo=timezone.utc)
     assert stages.context.run_interval(data_interval_start=stamp - day, data_interval_end=stamp) == (stamp - day, stamp)
-    with pytest.raises(ValueError, match="not an ISO timestamp"):
+    with pytest.raises(ValueError, match="not an ISO date or timestamp"):
         stages.context.run_interval(data_interval_start=None, data_interval_end=None, asset_events=[{"extra": {"interval_start": "x", "interval_end": "y"}}])
