@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,6 +24,7 @@ from recsys_tasks.data.warehouse import (
     bind_timestamp,
     check_source_tables,
     describe,
+    naive_timestamp_zone,
     table_ref,
 )
 from recsys_tasks.sqlfiles import load_sql
@@ -84,15 +86,16 @@ def extract_interval(
     check_source_tables(engine, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     events_sql, items_sql = _events_sql(engine, cfg, "select_events"), _items_sql(engine, cfg)
-    params = {"start": bind_timestamp(engine, start), "end": bind_timestamp(engine, end)}
+    ev_zone, it_zone = naive_timestamp_zone(engine, cfg, "events"), naive_timestamp_zone(engine, cfg, "items")
+    params = {"start": bind_timestamp(engine, start, naive_zone=ev_zone), "end": bind_timestamp(engine, end, naive_zone=ev_zone)}
     snapshot = Snapshot(out_dir, 0, 0)
     n_events = _stream_to_parquet(
         engine, events_sql, params, snapshot.events_path, EVENTS_SCHEMA, cfg, label="events",
-        table=table_ref(cfg.source_schema, cfg.events_table),
+        table=table_ref(cfg.source_schema, cfg.events_table), naive_zone=ev_zone,
     )
     n_items = _stream_to_parquet(
-        engine, items_sql, {"end": params["end"]}, snapshot.items_path, ITEMS_SCHEMA, cfg, label="items",
-        table=table_ref(cfg.source_schema, cfg.items_table),
+        engine, items_sql, {"end": bind_timestamp(engine, end, naive_zone=it_zone)}, snapshot.items_path, ITEMS_SCHEMA,
+        cfg, label="items", table=table_ref(cfg.source_schema, cfg.items_table), naive_zone=it_zone,
     )
     return Snapshot(out_dir, n_events, n_items)
 
@@ -102,20 +105,24 @@ def read_active_histories(
 ) -> pd.DataFrame:
     """Canonical events in ``[history_start, end)`` of the users with an item event in ``[since, end)``."""
     check_source_tables(engine, cfg)
+    zone = naive_timestamp_zone(engine, cfg, "events")
     bounds = {"history_start": history_start, "since": since, "end": end}
     with engine.connect() as conn:
         frame = pd.read_sql_query(
             sa.text(_events_sql(engine, cfg, "select_refresh_events")), conn,
-            params={name: bind_timestamp(engine, value) for name, value in bounds.items()},
+            params={name: bind_timestamp(engine, value, naive_zone=zone) for name, value in bounds.items()},
         )
-    return to_arrow(frame, EVENTS_SCHEMA, label="events").to_pandas()
+    return to_arrow(frame, EVENTS_SCHEMA, label="events", naive_zone=zone).to_pandas()
 
 
 def read_catalogue(engine: sa.Engine, cfg: WarehouseConfig, *, end: datetime) -> pd.DataFrame:
     """The canonical item catalogue as known at ``end``."""
+    zone = naive_timestamp_zone(engine, cfg, "items")
     with engine.connect() as conn:
-        frame = pd.read_sql_query(sa.text(_items_sql(engine, cfg)), conn, params={"end": bind_timestamp(engine, end)})
-    return to_arrow(frame, ITEMS_SCHEMA, label="items").to_pandas()
+        frame = pd.read_sql_query(
+            sa.text(_items_sql(engine, cfg)), conn, params={"end": bind_timestamp(engine, end, naive_zone=zone)}
+        )
+    return to_arrow(frame, ITEMS_SCHEMA, label="items", naive_zone=zone).to_pandas()
 
 
 def _events_sql(engine: sa.Engine, cfg: WarehouseConfig, name: str) -> str:
@@ -138,6 +145,7 @@ def _stream_to_parquet(
     *,
     label: str,
     table: str,
+    naive_zone: str | None = None,
 ) -> int:
     tmp = path.with_suffix(".parquet.partial")
     total, started, last_log = 0, time.monotonic(), 0.0
@@ -149,7 +157,7 @@ def _stream_to_parquet(
             )
             for rows in result.partitions(cfg.chunk_rows):
                 frame = pd.DataFrame.from_records(rows, columns=columns)
-                writer.write_table(to_arrow(frame, schema, label=label))
+                writer.write_table(to_arrow(frame, schema, label=label, naive_zone=naive_zone))
                 total += len(frame)
                 if time.monotonic() - last_log > 10:
                     last_log = time.monotonic()
@@ -169,14 +177,18 @@ def _stream_to_parquet(
     return total
 
 
-def to_arrow(frame: pd.DataFrame, schema: pa.Schema, *, label: str) -> pa.Table:
-    """Normalise a raw result chunk to the canonical Arrow schema, naming any column that cannot convert."""
+def to_arrow(frame: pd.DataFrame, schema: pa.Schema, *, label: str, naive_zone: str | None = None) -> pa.Table:
+    """Normalise a raw result chunk to the canonical Arrow schema, naming any column that cannot convert.
+
+    Timestamps without a zone are wall times in ``naive_zone`` when it is set (a naive source column
+    under ``warehouse.naive_timestamps_are``), else UTC.
+    """
     converted = {}
     for field in schema:
         col = frame[field.name]
         try:
             if pa.types.is_timestamp(field.type):
-                converted[field.name] = pd.to_datetime(col, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+                converted[field.name] = _utc_column(col, naive_zone)
             elif pa.types.is_floating(field.type):
                 converted[field.name] = pd.to_numeric(col).astype("float64")
             else:
@@ -188,6 +200,17 @@ def to_arrow(frame: pd.DataFrame, schema: pa.Schema, *, label: str) -> pa.Table:
                 "Fix the column type in the warehouse or expose a view that casts it."
             ) from exc
     return pa.Table.from_pandas(pd.DataFrame(converted), schema=schema, preserve_index=False)
+
+
+def _utc_column(col: pd.Series, naive_zone: str | None) -> pd.Series:
+    if naive_zone is None:
+        return pd.to_datetime(col, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+    stamps = pd.to_datetime(col, format="ISO8601")
+    if stamps.dt.tz is None:
+        # The repeated hour when clocks go back is read as its first (summer-time) occurrence; a
+        # skipped wall time (clocks forward) moves to the next valid instant.
+        stamps = stamps.dt.tz_localize(naive_zone, ambiguous=np.ones(len(stamps), dtype=bool), nonexistent="shift_forward")
+    return stamps.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
 
 
 def _as_text(value: Any) -> str:

@@ -60,7 +60,8 @@ def create_engine(
         if connect_timeout_s:
             connect_args.setdefault("connect_timeout", max(1, round(connect_timeout_s)))
         if statement_timeout_s:
-            connect_args.setdefault("options", f"-c statement_timeout={round(statement_timeout_s * 1000)}")
+            timeout = f"-c statement_timeout={round(statement_timeout_s * 1000)}"
+            connect_args["options"] = f"{connect_args.get('options', '')} {timeout}".strip()
     engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
     _raise_warehouse_errors(engine)
     if engine.dialect.name == "sqlite":
