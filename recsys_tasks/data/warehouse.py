@@ -27,7 +27,6 @@ from recsys_tasks.timeutil import iso, now_iso, utc
 log = logging.getLogger(__name__)
 
 
-
 class WarehouseError(RuntimeError):
     """The warehouse cannot be read as configured; the message names the table, column or connection."""
 

@@ -165,8 +165,6 @@ def _sane_as_of(day: date, *, what: str) -> date:
     return day
 
 
-
-
 def run_interval(
     *,
     data_interval_start: datetime | None,

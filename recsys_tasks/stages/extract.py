@@ -10,7 +10,6 @@ from recsys_tasks.stages.context import RunContext
 log = logging.getLogger(__name__)
 
 
-
 def run(ctx: RunContext) -> dict[str, Any]:
     """Stream ``[history_start, interval_end)`` events and the catalogue into the run's snapshot."""
     from recsys_tasks.data.snapshot import extract_interval

@@ -14,7 +14,6 @@ from recsys_tasks.timeutil import as_date, day_start
 log = logging.getLogger(__name__)
 
 
-
 def run(
     warehouse_url: str,
     model_version: str,
