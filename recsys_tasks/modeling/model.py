@@ -151,6 +151,34 @@ class TiedItemOutput(nn.Module):
         logits = self._logits(h[valid], items, valid)  # (N, V)
         return logits, F.cross_entropy(logits.float(), targets[valid])
 
+    def last_hidden(
+        self,
+        items: torch.Tensor,
+        event_types: torch.Tensor | None,
+        time_gaps: torch.Tensor | None,
+        lengths: torch.Tensor,
+    ) -> torch.Tensor:
+        """Hidden state (B, C) after each right-padded history of ``lengths`` real items."""
+        h = self.hidden(items, event_types, time_gaps)  # (B, T, C)
+        return h[torch.arange(len(items), device=items.device), (lengths - 1).clamp_min(0)]  # (B, C)
+
+    def score_items(self, h_last: torch.Tensor, items: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        """Next-item scores (B, hi - lo) of item indices ``[lo, hi)``, repeat bias included.
+
+        Scoring a catalogue slice at a time keeps memory at (B, hi - lo) whatever the catalogue size;
+        the slices of one history together equal ``next_item_scores``.
+        """
+        scores = h_last.float() @ self.item_emb.weight[lo:hi].float().t()  # (B, n)
+        if self.repeat_bias is not None:
+            n = hi - lo
+            inside = (items >= lo) & (items < hi) & (items > 0)  # (B, T)
+            seen = torch.zeros(len(items), n + 1, device=items.device)
+            seen.scatter_(1, torch.where(inside, items - lo, n), 1.0)  # column n collects the rest
+            scores = scores + self.repeat_bias.float() * seen[:, :n]
+        if lo == 0:
+            scores[:, 0] = float("-inf")
+        return scores
+
     def next_item_scores(
         self,
         items: torch.Tensor,
@@ -159,8 +187,7 @@ class TiedItemOutput(nn.Module):
         lengths: torch.Tensor,
     ) -> torch.Tensor:
         """Scores (B, V) of the item after each right-padded history of ``lengths`` real items."""
-        h = self.hidden(items, event_types, time_gaps)  # (B, T, C)
-        h_last = h[torch.arange(len(items), device=items.device), (lengths - 1).clamp_min(0)]  # (B, C)
+        h_last = self.last_hidden(items, event_types, time_gaps, lengths)  # (B, C)
         scores = self.score(h_last.float())  # (B, V)
         if self.repeat_bias is not None:
             seen = torch.zeros_like(scores).scatter_(1, items, 1.0)  # (B, V): in the history at all

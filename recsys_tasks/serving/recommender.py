@@ -28,6 +28,22 @@ log = logging.getLogger(__name__)
 
 
 
+#: Catalogue items scored at once per user chunk: bounds publish's score matrix to
+#: (batch_users, ITEM_CHUNK) however large the catalogue (4096 x 16384 floats = 256 MiB).
+ITEM_CHUNK = 16_384
+
+
+def _excluded_cells(exclude: Sequence[Collection[int]] | None, num_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, cols) of the excluded (user, item index) cells of one chunk of users."""
+    rows: list[int] = []
+    cols: list[int] = []
+    for b, excluded in enumerate(exclude or ()):
+        idx = [int(i) for i in excluded if 0 < int(i) < num_items]
+        rows.extend([b] * len(idx))
+        cols.extend(idx)
+    return torch.tensor(rows, dtype=torch.int64), torch.tensor(cols, dtype=torch.int64)
+
+
 class Recommender:
     """Top-K recommendations and item vectors from one model directory."""
 
@@ -84,11 +100,14 @@ class Recommender:
         k: int,
         exclude: Sequence[Collection[int]] | None = None,
         batch_users: int = 4096,
+        item_chunk: int = ITEM_CHUNK,
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Yield ``(offset, top-k indices (B, k) int64, scores (B, k) float32)`` per chunk of users.
 
         Padding (index 0) and ``exclude[u]`` are never returned. A user with fewer than ``k``
-        eligible items gets the eligible ones followed by index 0 with score ``-inf``.
+        eligible items gets the eligible ones followed by index 0 with score ``-inf``. Scores are
+        computed ``item_chunk`` catalogue items at a time and merged into a running top-k, so memory
+        is (batch_users, item_chunk + k) whatever the catalogue size.
         """
         num_real = len(self.vocab) - 1
         if not 1 <= k <= num_real:
@@ -97,18 +116,57 @@ class Recommender:
             raise ValueError(f"exclude has {len(exclude)} rows but histories has {len(histories)} users")
         for start in range(0, len(histories), batch_users):
             stop = min(start + batch_users, len(histories))
-            scores = self.scores(histories.subset(range(start, stop)))  # (B, V)
-            if exclude is not None:
-                rows, cols = [], []
-                for b, excluded in enumerate(exclude[start:stop]):
-                    idx = [int(i) for i in excluded if 0 < int(i) < scores.shape[1]]
-                    rows.extend([b] * len(idx))
-                    cols.extend(idx)
-                if rows:
-                    scores[torch.tensor(rows), torch.tensor(cols)] = float("-inf")
-            top_scores, top_idx = torch.topk(scores, k, dim=1)
+            chunk = histories.subset(range(start, stop))
+            excluded = _excluded_cells(exclude[start:stop] if exclude is not None else None, len(self.vocab))
+            top_scores, top_idx = self._running_topk(chunk, k=k, excluded=excluded, item_chunk=item_chunk)
             top_idx = top_idx.masked_fill(torch.isinf(top_scores) & (top_scores < 0), 0)
             yield start, top_idx.cpu().numpy().astype(np.int64), top_scores.float().cpu().numpy()
+
+    def _running_topk(
+        self, histories: SequenceData, *, k: int, excluded: tuple[torch.Tensor, torch.Tensor], item_chunk: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Best ``k`` (scores, indices) per history over the catalogue, one slice of items at a time."""
+        B, V = len(histories), len(self.vocab)
+        hidden = self._hidden(histories)
+        ex_rows, ex_cols = (t.to(self.device) for t in excluded)
+        best_s = torch.full((B, k), float("-inf"), device=self.device)
+        best_i = torch.zeros((B, k), dtype=torch.int64, device=self.device)
+        for lo in range(0, V, item_chunk):
+            hi = min(lo + item_chunk, V)
+            scores = self._slice_scores(hidden, lo, hi, B)  # (B, n)
+            here = (ex_cols >= lo) & (ex_cols < hi)
+            scores[ex_rows[here], ex_cols[here] - lo] = float("-inf")
+            cand_s = torch.cat([best_s, scores], dim=1)
+            cand_i = torch.cat([best_i, torch.arange(lo, hi, device=self.device).expand(B, -1)], dim=1)
+            best_s, pos = torch.topk(cand_s, k, dim=1)
+            best_i = torch.gather(cand_i, 1, pos)
+        return best_s, best_i
+
+    def _hidden(self, histories: SequenceData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """(last hidden state (B, C), padded items (B, T), empty-history mask (B,)), or None for popularity."""
+        if self.model is None:
+            return None
+        cfg = self.model.cfg
+        items, types, gaps, lengths = make_batch(
+            histories.items, histories.event_types, histories.timestamps,
+            max_len=cfg.max_len, num_gap_buckets=cfg.time_gap_buckets,
+        )
+        items, lengths = items.to(self.device), lengths.to(self.device)
+        with torch.no_grad():
+            h_last = self.model.last_hidden(items, types.to(self.device), gaps.to(self.device), lengths)
+        return h_last, items, lengths == 0
+
+    @torch.no_grad()
+    def _slice_scores(
+        self, hidden: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None, lo: int, hi: int, users: int
+    ) -> torch.Tensor:
+        if hidden is None:
+            return self._popularity[lo:hi].unsqueeze(0).expand(users, -1).clone()
+        h_last, items, empty = hidden
+        scores = self.model.score_items(h_last, items, lo, hi)  # (B, n)
+        if empty.any():
+            scores[empty] = self._popularity[lo:hi]
+        return scores
 
     def item_vectors(self) -> np.ndarray:
         """Item vectors (len(vocab), d) for item-to-item similarity; popularity models have d = 1."""

@@ -266,26 +266,42 @@ def most_similar_anchor(candidates: np.ndarray, anchors: np.ndarray, unit_vector
 
 
 def top_neighbours(
-    unit_vectors: np.ndarray, rows: np.ndarray, *, n: int, eligible: np.ndarray | None = None
+    unit_vectors: np.ndarray,
+    rows: np.ndarray,
+    *,
+    n: int,
+    eligible: np.ndarray | None = None,
+    item_chunk: int = 16_384,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``n`` most similar items (cosine) to each item in ``rows``, never the item itself or padding.
 
     ``unit_vectors`` (V, d) rows of unit length; ``rows`` (R,) item indices; ``eligible`` (V,) bool
     restricts neighbours (e.g. to items still in the catalogue). Returns ``(items (R, n), sims (R, n))``
-    best first, padded with index 0 / ``-inf`` when fewer than ``n`` neighbours exist.
+    best first, padded with index 0 / ``-inf`` when fewer than ``n`` neighbours exist. Similarities
+    are computed ``item_chunk`` items at a time into a running top-n: memory (R, item_chunk + n).
     """
-    sims = unit_vectors[rows] @ unit_vectors.T  # (R, V)
-    sims[:, 0] = -np.inf
-    sims[np.arange(len(rows)), rows] = -np.inf
-    if eligible is not None:
-        sims[:, ~eligible] = -np.inf
-    take = min(n, sims.shape[1])
-    part = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-    part_sims = np.take_along_axis(sims, part, axis=1)
-    order = np.lexsort((part, -part_sims), axis=1)  # best first; ties: lower index first
-    items = np.take_along_axis(part, order, axis=1)
-    best = np.take_along_axis(part_sims, order, axis=1)
+    R, V = len(rows), len(unit_vectors)
+    best_i = np.zeros((R, 0), dtype=np.int64)
+    best_s = np.zeros((R, 0), dtype=np.float64)
+    for lo in range(0, V, item_chunk):
+        hi = min(lo + item_chunk, V)
+        sims = unit_vectors[rows] @ unit_vectors[lo:hi].T  # (R, hi - lo)
+        if lo == 0:
+            sims[:, 0] = -np.inf
+        own = (rows >= lo) & (rows < hi)
+        sims[np.flatnonzero(own), rows[own] - lo] = -np.inf
+        if eligible is not None:
+            sims[:, ~eligible[lo:hi]] = -np.inf
+        cand_s = np.concatenate([best_s, sims], axis=1)
+        cand_i = np.concatenate([best_i, np.broadcast_to(np.arange(lo, hi), sims.shape)], axis=1)
+        take = min(n, cand_s.shape[1])
+        part = np.argpartition(-cand_s, take - 1, axis=1)[:, :take]
+        best_s, best_i = np.take_along_axis(cand_s, part, axis=1), np.take_along_axis(cand_i, part, axis=1)
+    order = np.lexsort((best_i, -best_s), axis=1)  # best first; ties: lower index first
+    items = np.take_along_axis(best_i, order, axis=1)
+    best = np.take_along_axis(best_s, order, axis=1)
     items = np.where(np.isfinite(best), items, 0)
+    take = items.shape[1]
     if take < n:
         items = np.pad(items, ((0, 0), (0, n - take)))
         best = np.pad(best, ((0, 0), (0, n - take)), constant_values=-np.inf)

@@ -416,7 +416,7 @@ def test_pipeline_publishes_the_champions_similar_items_and_rules_driven_lists(t
     from recsys_tasks.config import ModelConfig
     from recsys_tasks.data.snapshot import EVENTS_SCHEMA, ITEMS_SCHEMA
     from recsys_tasks.modeling.artifacts import build_model, save_model
-    from recsys_tasks.registry import promote, register_model
+    from recsys_tasks.registry import directory_checksum, promote, register_model
 
     cfg = RecsysConfig.from_mapping({"artifact_root": str(tmp_path / "artifacts"), "train": {"device": "cpu"},
                                      "publish": {"top_k": 3, "similar_items_n": 2}})
@@ -429,7 +429,7 @@ def test_pipeline_publishes_the_champions_similar_items_and_rules_driven_lists(t
     ensure_output_schema(ctx.engine, ctx.schema)
     register_model(ctx.engine, ctx.schema, model_version="m1", parent_version=None, kind="transformer", dag_id="d",
                    run_id="r", as_of=AS_OF, data_start=datetime(2026, 1, 1, tzinfo=UTC), data_end=datetime(2026, 1, 31, tzinfo=UTC),
-                   artifact_uri=str(model_dir), checksum="x", config={})
+                   artifact_uri=str(model_dir), checksum=directory_checksum(model_dir), config={})
     promote(ctx.engine, ctx.schema, "m1", decision="test")
     snapshot = tmp_path / "clean"
     snapshot.mkdir()

@@ -137,3 +137,18 @@ def test_most_similar_anchor_explains_by_the_closest_history_item():
     # A re-recommended history item is explained by another anchor, unless it is the only one.
     assert R.most_similar_anchor(np.array([[1, 2]]), anchors, unit).tolist() == [[1, 0]]
     assert R.most_similar_anchor(np.array([[1]]), np.array([[1, 0]]), unit).tolist() == [[0]]
+
+
+def test_neighbours_computed_in_item_slices_equal_the_full_matrix():
+    rng = np.random.default_rng(4)
+    vectors = R.normalise(rng.normal(size=(23, 5)))
+    vectors[0] = 0.0
+    eligible = rng.random(23) > 0.2
+    rows = np.array([1, 4, 9, 22])
+    full = R.top_neighbours(vectors, rows, n=6, eligible=eligible, item_chunk=23)
+    for item_chunk in (1, 2, 5, 7):
+        items, sims = R.top_neighbours(vectors, rows, n=6, eligible=eligible, item_chunk=item_chunk)
+        np.testing.assert_array_equal(items, full[0])
+        np.testing.assert_allclose(sims, full[1], rtol=1e-6)
+    assert not np.isin(full[0], np.flatnonzero(~eligible)[np.flatnonzero(~eligible) > 0]).any()
+    assert all(r not in row for r, row in zip(rows, full[0], strict=True))
