@@ -11,6 +11,7 @@ JSON-ready dicts (dates as ISO strings) so the same code serves PostgreSQL and S
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
@@ -122,6 +123,10 @@ def _num(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _finite(value: Any) -> float | None:
+    return None if value is None or not math.isfinite(float(value)) else float(value)
+
+
 def _same(value: Any) -> Any:
     return value
 
@@ -142,6 +147,18 @@ _POINT: _Fields = {
 _PUBLICATION: _Fields = {
     "as_of": _as_of, "run_id": _same, "model_version": _same, "users": _same, "rows": _same, "top_k": _same,
     "published_at": iso_or_none,
+}
+_MODEL: _Fields = {
+    "model_version": _same, "parent_version": _same, "kind": _same, "status": _same, "as_of": _as_of,
+    "data_start": iso_or_none, "data_end": iso_or_none, "holdout_users": _same, "decision": _same, "metrics": _json,
+    "created_at": iso_or_none, "status_changed_at": iso_or_none,
+}
+#: A version's judgement: its metric and the one it was judged against on the same holdout, the
+#: delta, and the interval of the relative delta (an unbounded gain over a reference at 0 is null).
+_JUDGEMENT: _Fields = {
+    "primary_metric": _num, "judged_against": _same, "judged_against_role": _same, "judged_run_id": _same,
+    "judged_as_of": _as_of, "reference_primary_metric": _num, "delta": _num, "relative_delta": _finite,
+    "delta_low": _finite, "delta_high": _finite, "confidence": _num, "holdout_n": _same,
 }
 _ITEM: _Fields = {"item_id": _same, "title": _same, "category": _same}
 _RECOMMENDED: _Fields = {"rank": int, **_ITEM, "score": float, "reason": _same, "model_version": _same}
@@ -184,41 +201,21 @@ def _item_identifiers(cfg: RecsysConfig) -> dict[str, str]:
 
 
 def registry_timeline(engine: sa.Engine, cfg: RecsysConfig, *, limit: int = 50) -> dict[str, Any]:
-    """The newest model versions, newest first, each with its primary-metric delta to its parent."""
+    """The newest model versions, newest first, each with its primary-metric delta against the model
+    it was judged against on the same holdout (the champion of the run that judged it, else most-popular)."""
     check_limit(limit, maximum=500)
     metric = cfg.evaluation.primary_metric
     rows = _rows(engine, _sql("ui_select_registry_timeline", cfg, engine), {"limit": limit})
-    metrics = {r["model_version"]: _json(r["metrics"]) for r in rows}
-    missing = sorted({r["parent_version"] for r in rows if r["parent_version"] and r["parent_version"] not in metrics})
-    if missing:
-        stmt = _sql("ui_select_parent_metrics", cfg, engine).bindparams(sa.bindparam("versions", expanding=True))
-        metrics.update({r["model_version"]: _json(r["metrics"]) for r in _rows(engine, stmt, {"versions": missing})})
+    judged: dict[str, dict[str, Any]] = {}
+    if rows:
+        stmt = _sql("ui_select_judgements", cfg, engine).bindparams(sa.bindparam("versions", expanding=True))
+        found = _rows(engine, stmt, {"versions": sorted({r["model_version"] for r in rows}), "metric": metric})
+        # Oldest run first, champion after baseline: the last row of a version is its judgement.
+        judged = {j["model_version"]: record for j, record in zip(found, _records(found, _JUDGEMENT), strict=True)}
     versions = []
-    for r in rows:
-        own = metrics[r["model_version"]]
-        value = _num(own.get(metric))
-        parent_value = _num(metrics.get(r["parent_version"], {}).get(metric)) if r["parent_version"] else None
-        delta = value - parent_value if value is not None and parent_value is not None else None
-        versions.append(
-            {
-                "model_version": r["model_version"],
-                "parent_version": r["parent_version"],
-                "kind": r["kind"],
-                "status": r["status"],
-                "as_of": _as_of(r["as_of"]),
-                "data_start": iso_or_none(r["data_start"]),
-                "data_end": iso_or_none(r["data_end"]),
-                "holdout_users": r["holdout_users"],
-                "decision": r["decision"],
-                "metrics": own,
-                "primary_metric": value,
-                "parent_primary_metric": parent_value,
-                "delta": delta,
-                "relative_delta": delta / parent_value if delta is not None and parent_value else None,
-                "created_at": iso_or_none(r["created_at"]),
-                "status_changed_at": iso_or_none(r["status_changed_at"]),
-            }
-        )
+    for model in _records(rows, _MODEL):
+        unjudged = {**dict.fromkeys(_JUDGEMENT), "primary_metric": _num(model["metrics"].get(metric))}
+        versions.append({**model, **judged.get(model["model_version"], unjudged)})
     return {"metric": metric, "versions": versions}
 
 

@@ -13,7 +13,7 @@ import logging
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -190,19 +190,86 @@ def set_metrics(engine: sa.Engine, schema: str, model_version: str, metrics: Map
         )
 
 
-def promote(engine: sa.Engine, schema: str, model_version: str, *, decision: str) -> None:
-    """Make ``model_version`` the champion and retire the previous one, in one transaction."""
+def champion_at(engine: sa.Engine, schema: str, as_of: date) -> ModelRecord | None:
+    """The version that publishes as-of date ``as_of``: the newest champion period starting on or before it.
+
+    For the newest date this is the current champion; for an older date (a backfill) it is the
+    version that was champion then, trained on data before that date's cutoff.
+    """
+    with engine.connect() as conn:
+        row = conn.execute(statement("select_champion_at", schema=schema), {"as_of": iso(as_date(as_of))}).first()
+    return _record(row) if row else None
+
+
+def champion_before(engine: sa.Engine, schema: str, as_of: date) -> ModelRecord | None:
+    """The champion a run for ``as_of`` is judged against and warm-starts from: the one of the day before."""
+    return champion_at(engine, schema, as_date(as_of) - timedelta(days=1))
+
+
+@dataclass(frozen=True)
+class ChampionPeriod:
+    """``model_version`` publishes the as-of dates ``[champion_from, champion_to)`` (``None``: still champion)."""
+
+    champion_from: date
+    champion_to: date | None
+    model_version: str
+    decision: str | None
+
+
+def champion_timeline(engine: sa.Engine, schema: str) -> list[ChampionPeriod]:
+    """Every champion period, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(statement("select_champion_periods", schema=schema)).all()
+    return [
+        ChampionPeriod(as_date(r.champion_from), as_date(r.champion_to) if r.champion_to else None, r.model_version, r.decision)
+        for r in rows
+    ]
+
+
+def promote(engine: sa.Engine, schema: str, model_version: str, *, decision: str, as_of: date | None = None) -> None:
+    """Make ``model_version`` the champion of as-of date ``as_of`` onwards, in one transaction.
+
+    When no newer period exists it becomes the champion and the previous one is retired. A
+    promotion for a date older than the newest period (a backfill) only starts a period between
+    two existing ones: the current champion stays, and the version is recorded as ``retired``.
+    Without ``as_of`` (a rollback, a hand-made champion) the period starts at the newest date the
+    registry knows: the newest period, the newest publication or the version's own as-of date.
+    """
     with engine.begin() as conn:
         row = _locked_row(conn, schema, model_version)
-        if row.status == "champion":
-            return
+        periods = [(as_date(r.champion_from), r.model_version) for r in conn.execute(statement("select_champion_periods", schema=schema))]
+        newest = periods[-1][0] if periods else None
+        if as_of is None:
+            if row.status == "champion" and periods and periods[-1][1] == model_version:
+                return
+            published = conn.execute(statement("select_latest_publication", schema=schema)).first()
+            candidates = [as_date(row.as_of), newest, as_date(published.as_of) if published else None]
+            as_of = max(d for d in candidates if d is not None)
+        as_of = as_date(as_of)
+        if as_of < as_date(row.as_of):
+            raise RegistryError(
+                f"{model_version} was trained for as-of {as_date(row.as_of)}, so it cannot be champion of the earlier "
+                f"date {as_of}: that would publish with data from after the date's cutoff"
+            )
+        if (as_of, model_version) in periods:
+            return  # a rerun of the same promotion
         stamp = now_iso()
-        conn.execute(statement("retire_champion", schema=schema), {"decision": f"replaced by {model_version}", "now": stamp})
+        conn.execute(
+            statement("upsert_champion_period", schema=schema),
+            {"champion_from": iso(as_of), "model_version": model_version, "decision": decision, "now": stamp},
+        )
+        if newest is None or as_of >= newest:
+            conn.execute(statement("retire_champion", schema=schema), {"decision": f"replaced by {model_version}", "now": stamp})
+            status, note = "champion", decision
+        else:
+            until = min(d for d, _ in periods if d > as_of)
+            status = "retired" if row.status != "champion" else "champion"
+            note = f"champion of as-of [{as_of}, {until}) by a backfill; the current champion stays. {decision}"
         conn.execute(
             statement("update_model_status", schema=schema),
-            {"model_version": model_version, "status": "champion", "decision": decision, "now": stamp},
+            {"model_version": model_version, "status": status, "decision": note, "now": stamp},
         )
-    log.info("promoted %s to champion: %s", model_version, decision)
+    log.info("promoted %s to champion from as-of %s: %s", model_version, as_of, decision)
 
 
 def set_status(engine: sa.Engine, schema: str, model_version: str, status: str, *, decision: str) -> None:

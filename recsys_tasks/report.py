@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from recsys_tasks.modeling.significance import signed_percent
+
 _COLOURS = {"challenger": "#d9480f", "champion": "#1c7ed6", "baseline": "#868e96", "loss": "#2b8a3e", "val": "#d9480f"}
 
 
@@ -69,8 +71,10 @@ def render_report(
     training_history: Sequence[Mapping[str, Any]],
     metric_history: Sequence[Mapping[str, Any]],
     primary_metric: str,
+    comparisons: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The report's HTML. ``metrics[role][segment][metric]``; ``metric_history`` rows have as_of, role, value."""
+    """The report's HTML. ``metrics[role][segment][metric]``; ``metric_history`` rows have as_of, role, value;
+    ``comparisons`` are the challenger's same-holdout comparisons (``promotion.Comparison.to_dict()``)."""
     esc = html.escape
     rows = []
     metric_names: list[str] = []
@@ -117,11 +121,31 @@ td,th{{border:1px solid #ddd;padding:4px 8px;text-align:right}}td:first-child,td
 <body><h1>Run {esc(run_id)} — as of {esc(as_of)}</h1>
 <p class="decision"><strong>{outcome}</strong>: {esc(str(decision.get("reason", "")))}<br>
 challenger <code>{esc(str(decision.get("challenger")))}</code>, champion <code>{esc(str(decision.get("champion")))}</code></p>
+<h2>Challenger vs the models it was judged against (same holdout users)</h2>{_comparison_table(comparisons, decision)}
 <h2>Holdout metrics</h2>{table}
 <h2>Training</h2>{curve}
 <h2>History</h2>{history}
 </body></html>
 """
+
+
+def _comparison_table(comparisons: Sequence[Mapping[str, Any]], decision: Mapping[str, Any]) -> str:
+    """One row per reference: means, relative change and its confidence interval; the deciding one marked."""
+    if not comparisons:
+        return "<p><em>no comparisons stored for this run</em></p>"
+    judged = (decision.get("judged_against") or {}).get("reference_role")
+    rows = []
+    for c in comparisons:
+        mark = " (decided)" if c["reference_role"] == judged else ""
+        rows.append(
+            f"<tr><td>{html.escape(str(c['reference_role']))}{mark}</td><td>{html.escape(str(c['reference']))}</td>"
+            f"<td>{c['mean_a']:.4f}</td><td>{c['mean_b']:.4f}</td><td>{signed_percent(c['relative'])}</td>"
+            f"<td>[{signed_percent(c['low'])}, {signed_percent(c['high'])}]</td><td>{c['confidence'] * 100:g}%</td><td>{int(c['n']):,}</td></tr>"
+        )
+    return (
+        "<table><tr><th>against</th><th>version</th><th>challenger</th><th>reference</th><th>relative change</th>"
+        "<th>interval</th><th>confidence</th><th>users</th></tr>" + "".join(rows) + "</table>"
+    )
 
 
 def write_report(path: Path, **kwargs: Any) -> Path:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from recsys_tasks.config import ConfigError, Names
+from recsys_tasks.config_types import ConfigError, Names
 
 #: A comma-separated list ("a, b"); NoDecode keeps pydantic-settings from parsing it as JSON.
 CommaList = Annotated[Names, NoDecode]

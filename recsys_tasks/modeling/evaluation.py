@@ -1,5 +1,5 @@
-"""Score challenger, champion and the most-popular baseline on one leakage-free temporal holdout,
-and decide whether the challenger is promoted.
+"""Score challenger, champion and the most-popular baseline on one leakage-free temporal holdout
+(the promotion rule that judges the scores is :mod:`recsys_tasks.modeling.promotion`).
 
 The holdout is built once per run from the run's events (``data.temporal_split``): each user's
 first item(s) at or after the cutoff, predicted from their events before it. Every model sees the
@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from recsys_tasks.config import EvaluationConfig
 from recsys_tasks.data.sequences import TemporalSplit, build_sequences, item_events
-from recsys_tasks.modeling.metrics import coverage, ranking_metrics
+from recsys_tasks.modeling.metrics import NonFiniteMetric, coverage, per_user_metrics, require_finite
 from recsys_tasks.registry import ModelRecord
-from recsys_tasks.serving.ranking import Recommender
+from recsys_tasks.serving.ranking import Scorer
 from recsys_tasks.sqlfiles import statement
 from recsys_tasks.timeutil import now_iso
 
@@ -68,13 +66,29 @@ def build_holdout(split: TemporalSplit) -> Holdout:
     )
 
 
-def score(recommender: Recommender, holdout: Holdout, *, k: int, batch_users: int = 4096) -> dict[str, dict[str, float]]:
+class Scores(dict[str, dict[str, float]]):
+    """Metrics per segment (the dict), and ``per_user``: each holdout user's HR/NDCG/MRR in holdout order."""
+
+    def __init__(self, segments: Mapping[str, dict[str, float]], per_user: Mapping[str, np.ndarray]) -> None:
+        super().__init__(segments)
+        self.per_user = dict(per_user)
+
+
+def score(recommender: Scorer, holdout: Holdout, *, k: int, batch_users: int = 4096) -> Scores:
     """Metrics per segment: ``{"all": {"hr@10": .., "ndcg@10": .., "mrr@10": .., "coverage@10": ..}, ...}``."""
     histories = build_sequences(holdout.train_events, recommender.vocab, users=holdout.user_ids)
     k_eff = min(k, len(recommender.vocab) - 1)
     ranked: list[list[str]] = []
-    for _, top, _scores in recommender.recommend(histories, k=k_eff, exclude=None, batch_users=batch_users):
+    broken = 0
+    for _, top, top_scores in recommender.recommend(histories, k=k_eff, exclude=None, batch_users=batch_users):
+        broken += int((~np.isfinite(np.asarray(top_scores, dtype=np.float64)) & (np.asarray(top) > 0)).any(axis=1).sum())
         ranked.extend(recommender.vocab.decode([i for i in row if i > 0]) for row in top)
+    if broken:
+        raise NonFiniteMetric(
+            f"the model produced NaN or infinite scores for {broken} of {len(holdout)} holdout users, so it cannot be "
+            "evaluated or published. Retrain it (full_retrain=true) or roll back to a verified version."
+        )
+    per_user = per_user_metrics(ranked, holdout.targets, k=k)
     out: dict[str, dict[str, float]] = {}
     masks = {}
     for name, (lo, hi) in SEGMENTS.items():
@@ -89,86 +103,29 @@ def score(recommender: Recommender, holdout: Holdout, *, k: int, batch_users: in
         if name != "all" and positions.size == 0:
             continue
         seg_ranked = [ranked[i] for i in positions]
-        metrics = ranking_metrics(seg_ranked, [holdout.targets[i] for i in positions], k=k)
+        metrics = {name: float(values[positions].mean()) if positions.size else 0.0 for name, values in per_user.items()}
         metrics[f"coverage@{k}"] = coverage(seg_ranked, catalogue_size=len(recommender.vocab) - 1, k=k)
         metrics["users"] = float(positions.size)
-        out[name] = metrics
-    return out
+        out[name] = require_finite(metrics, what=f"segment {name!r}")
+    return Scores(out, per_user)
 
 
-@dataclass
-class Decision:
-    """Whether tonight's challenger becomes champion, and why (kept in the registry)."""
-
-    outcome: str  # "promote" or "keep"
-    reason: str
-    challenger: str
-    champion: str | None
-    primary_metric: str
-    values: dict[str, float | None] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+class HoldoutLeak(RuntimeError):
+    """A model would be scored on holdout events from inside its own training window."""
 
 
-def decide(
-    *,
-    cfg: EvaluationConfig,
-    challenger: str,
-    challenger_metrics: Mapping[str, float],
-    baseline_metrics: Mapping[str, float],
-    champion: ModelRecord | None,
-    champion_metrics: Mapping[str, float] | None,
-    challenger_data_end: datetime,
-    holdout_users: int,
-    force: bool = False,
-    challenger_segments: Mapping[str, Mapping[str, float]] | None = None,
-    champion_segments: Mapping[str, Mapping[str, float]] | None = None,
-) -> Decision:
-    """Apply the promotion rule (see README, "Promotion and backfills").
+def check_outside_training(model: ModelRecord, holdout_start: datetime, *, role: str) -> None:
+    """Raise :class:`HoldoutLeak` when ``model`` was trained on data at or after ``holdout_start``.
 
-    With per-segment metrics given, the challenger must also not drop the primary metric on
-    ``cfg.guard_segment`` by more than ``cfg.guard_tolerance`` (relative) against the champion.
+    Its metric would count events it was trained on (not a prediction); point-in-time champion
+    selection makes this impossible, so reaching it means the registry's timeline is wrong.
     """
-    metric = cfg.primary_metric
-    ch = float(challenger_metrics.get(metric, 0.0))
-    base = float(baseline_metrics.get(metric, 0.0))
-    cur = float(champion_metrics.get(metric, 0.0)) if champion_metrics is not None else None
-    values = {"challenger": ch, "champion": cur, "baseline": base}
-    champ_id = champion.model_version if champion else None
-
-    def result(outcome: str, reason: str) -> Decision:
-        return Decision(outcome, reason, challenger, champ_id, metric, values)
-
-    if force:
-        return result("promote", "forced by the run's force_promote param")
-    if champion is not None and champion.data_end > challenger_data_end:
-        return result(
-            "keep",
-            f"backfill: champion {champ_id} was trained on newer data (up to {champion.data_end:%Y-%m-%d %H:%M}) "
-            f"than this challenger (up to {challenger_data_end:%Y-%m-%d %H:%M})",
+    if model.data_end > holdout_start:
+        raise HoldoutLeak(
+            f"the {role} {model.model_version} was trained on data up to {model.data_end:%Y-%m-%d %H:%M}, after this "
+            f"run's holdout starts ({holdout_start:%Y-%m-%d %H:%M}): its metrics would be leaked and nothing was "
+            "stored. Check the champion timeline (`SELECT * FROM <schema>.champion_timeline`) and rerun."
         )
-    if holdout_users < cfg.min_holdout_users:
-        return result("keep", f"holdout too small to judge: {holdout_users} users < evaluation.min_holdout_users={cfg.min_holdout_users}")
-    if champion is None or cur is None:
-        if ch > base:
-            return result("promote", f"first model: {metric} {ch:.4f} beats most-popular {base:.4f}")
-        return result("keep", f"first model does not beat most-popular: {metric} {ch:.4f} <= {base:.4f}")
-    needed = cur * (1.0 + cfg.min_relative_improvement)
-    guard = cfg.guard_segment
-    if guard and challenger_segments and champion_segments and guard in challenger_segments and guard in champion_segments:
-        g_ch = float(challenger_segments[guard].get(metric, 0.0))
-        g_cur = float(champion_segments[guard].get(metric, 0.0))
-        values[f"challenger.{guard}"], values[f"champion.{guard}"] = g_ch, g_cur
-        if g_ch < g_cur * (1.0 - cfg.guard_tolerance):
-            return result(
-                "keep",
-                f"guard: {metric} on segment {guard} drops from {g_cur:.4f} to {g_ch:.4f}, more than "
-                f"evaluation.guard_tolerance={cfg.guard_tolerance:.0%}",
-            )
-    if ch > base and ch >= needed and ch > cur:
-        return result("promote", f"{metric} {ch:.4f} vs champion {cur:.4f} (needed >= {needed:.4f}), most-popular {base:.4f}")
-    return result("keep", f"{metric} {ch:.4f} does not beat champion {cur:.4f} by {cfg.min_relative_improvement:.1%} (needed {needed:.4f}); most-popular {base:.4f}")
 
 
 def store_evaluation(

@@ -22,24 +22,32 @@ def ranking_metrics(
 
     Items may be model indices or item-id strings; a user with no relevant item counts as a miss.
     """
+    return {name: float(values.mean()) if values.size else 0.0 for name, values in per_user_metrics(ranked, relevant, k=k).items()}
+
+
+def per_user_metrics(
+    ranked: np.ndarray | Sequence[Sequence[Hashable]],
+    relevant: Sequence[Collection[Hashable]] | np.ndarray,
+    *,
+    k: int,
+) -> dict[str, np.ndarray]:
+    """HR@k, NDCG@k and MRR@k of each user, ``(n_users,)`` arrays: what a paired comparison resamples."""
     n = len(relevant)
     if len(ranked) != n:
         raise ValueError(f"ranked has {len(ranked)} users but relevant has {n}")
-    if n == 0:
-        return {f"hr@{k}": 0.0, f"ndcg@{k}": 0.0, f"mrr@{k}": 0.0}
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    hr = ndcg = mrr = 0.0
-    for row, rel in zip(ranked, relevant, strict=True):
+    hr, ndcg, mrr = np.zeros(n), np.zeros(n), np.zeros(n)
+    for u, (row, rel) in enumerate(zip(ranked, relevant, strict=True)):
         rel_set = {_plain(r) for r in rel}
         if not rel_set:
             continue
         hits = np.fromiter((_plain(i) in rel_set for i in list(row)[:k]), dtype=bool)
         if hits.any():
-            hr += 1.0
-            mrr += 1.0 / (int(np.argmax(hits)) + 1)
+            hr[u] = 1.0
+            mrr[u] = 1.0 / (int(np.argmax(hits)) + 1)
             ideal = discounts[: min(len(rel_set), k)].sum()
-            ndcg += float(discounts[: len(hits)][hits].sum() / ideal)
-    return {f"hr@{k}": hr / n, f"ndcg@{k}": ndcg / n, f"mrr@{k}": mrr / n}
+            ndcg[u] = float(discounts[: len(hits)][hits].sum() / ideal)
+    return {f"hr@{k}": hr, f"ndcg@{k}": ndcg, f"mrr@{k}": mrr}
 
 
 def rank_of_targets(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -95,15 +95,20 @@ class EpochPlan:
 
 
 def _lr_at(step: int, total: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
-    """Linear warmup, then cosine decay to 0 over the run.
+    """Linear warmup over the first ``warmup_fraction`` of the run, then cosine decay to 0.
 
-    Progress is the larger of the step fraction and the fraction of ``max_train_seconds`` used, so a
-    time-capped run still anneals fully instead of stopping at a high learning rate.
+    Progress is the larger of the step fraction and the fraction of ``max_train_seconds`` used, for
+    the warmup as for the decay: a time-capped run of many planned epochs warms up within its time
+    budget (not within steps it will never reach) and still anneals fully before the cap.
     """
-    warmup = max(1, int(cfg.warmup_fraction * total))
-    if step < warmup:
-        return cfg.learning_rate * (step + 1) / warmup
-    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
+    share = cfg.warmup_fraction
+    warmup = max(1, int(share * total))
+    warm = max((step + 1) / warmup, time_fraction / share if share > 0 else 1.0)
+    if warm < 1.0:
+        return cfg.learning_rate * warm
+    by_steps = (step - warmup) / max(1, total - warmup)
+    by_time = (time_fraction - share) / (1.0 - share) if share < 1.0 else 1.0
+    progress = min(1.0, max(0.0, by_steps, by_time))
     return cfg.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 

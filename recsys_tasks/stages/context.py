@@ -23,7 +23,6 @@ import sqlalchemy as sa
 from recsys_tasks.config import RecsysConfig
 from recsys_tasks.timeutil import as_date, day_start, now, utc, utc_or_none
 
-
 #: The earliest as-of date a run may be about; anything older is a typo, not a backfill.
 EARLIEST_AS_OF = date(1970, 1, 2)
 

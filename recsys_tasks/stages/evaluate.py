@@ -18,17 +18,20 @@ log = logging.getLogger(__name__)
 def run(
     ctx: RunContext, snapshot: str, challenger_version: str, *, force_promote: bool = False, full_retrain: bool = False
 ) -> dict[str, Any]:
-    """Score challenger, champion and most-popular on the run's holdout; store; decide.
+    """Score challenger, champion and most-popular on the run's holdout; compare; store; decide.
 
-    Every model is verified against its registry checksum before it is scored, and every score is
-    checked finite; only then is anything stored. With ``full_retrain`` a champion whose files fail
-    verification is left out, so the new model is judged against most-popular alone (the documented
-    way out of a corrupted champion).
+    The champion is the one of the day before the run's as-of date (the registry's timeline), so a
+    backfill is judged against the model that was champion then. Every model is checked to be
+    trained before the holdout starts and verified against its registry checksum before it is
+    scored, and every score is checked finite; only then is anything stored. With ``full_retrain``
+    a champion whose files fail verification is left out, so the new model is judged against
+    most-popular alone (the documented way out of a corrupted champion).
     """
     from recsys_tasks.data.sequences import ItemVocab, build_sequences, temporal_split
     from recsys_tasks.data.snapshot import read_snapshot
-    from recsys_tasks.modeling.evaluation import build_holdout, decide, score, store_evaluation, summary_line
-    from recsys_tasks.registry import get_model, set_metrics
+    from recsys_tasks.modeling.evaluation import build_holdout, check_outside_training, score
+    from recsys_tasks.modeling.promotion import compare, decide
+    from recsys_tasks.registry import get_model
     from recsys_tasks.serving.recommender import PopularityRecommender, load_recommender
 
     cfg = ctx.config.evaluation
@@ -40,6 +43,9 @@ def run(
     if challenger is None:
         raise ValueError(f"challenger {challenger_version} is not registered; rerun the train task")
     champion, unusable = _champion_to_compare(ctx, challenger_version, full_retrain=full_retrain)
+    for role, model in (("challenger", challenger), ("champion", champion)):
+        if model is not None:
+            check_outside_training(model, ctx.cutoff, role=role)
     device = ctx.config.train.device
     ch_rec = load_recommender(challenger.verified_dir(), device=device)
     results: dict[str, Any] = {"challenger": score(ch_rec, holdout, k=cfg.k)}
@@ -50,10 +56,12 @@ def run(
     if champion is not None:
         results["champion"] = score(load_recommender(champion.verified_dir(), device=device), holdout, k=cfg.k)
     versions = {"challenger": challenger_version, "baseline": "most_popular", "champion": champion.model_version if champion else "-"}
-    for role, metrics in results.items():
-        store_evaluation(ctx.engine, ctx.schema, run_id=ctx.run_id, as_of=ctx.as_of, model_version=versions[role], role=role, metrics=metrics)
-        log.info("%s", summary_line(role, versions[role], metrics, cfg.k))
-    set_metrics(ctx.engine, ctx.schema, challenger_version, results["challenger"]["all"], len(holdout))
+    comparisons = {
+        role: compare(results["challenger"], results[role], reference_version=versions[role], reference_role=role, cfg=cfg)
+        for role in ("champion", "baseline")
+        if role in results
+    }
+    _store(ctx, results, versions, list(comparisons.values()), holdout_users=len(holdout))
     decision = decide(
         cfg=cfg,
         challenger=challenger_version,
@@ -63,6 +71,8 @@ def run(
         champion_metrics=results.get("champion", {}).get("all") if champion else None,
         challenger_data_end=challenger.data_end,
         holdout_users=len(holdout),
+        vs_baseline=comparisons["baseline"],
+        vs_champion=comparisons.get("champion"),
         force=force_promote,
         challenger_segments=results["challenger"],
         champion_segments=results.get("champion"),
@@ -70,7 +80,7 @@ def run(
     if unusable:
         decision.reason = f"{decision.reason} (the champion was left out: {unusable})"
     log.info("decision: %s (%s)", decision.outcome, decision.reason)
-    report = write_run_report(ctx, decision.to_dict(), results)
+    report = write_run_report(ctx, decision.to_dict(), results, [c.to_dict() for c in comparisons.values()])
     log.info("run report: file://%s", report)
     return {
         "decision": decision.to_dict(),
@@ -80,13 +90,30 @@ def run(
     }
 
 
-def _champion_to_compare(ctx: RunContext, challenger_version: str, *, full_retrain: bool) -> tuple[Any, str | None]:
-    """The champion the challenger must beat, or None; with the reason when a broken one is left out."""
-    from recsys_tasks.registry import ModelIntegrityError, get_champion
+def _store(
+    ctx: RunContext, results: Mapping[str, Any], versions: Mapping[str, str], comparisons: list[Any], *, holdout_users: int
+) -> None:
+    """Every model's metrics, the challenger's comparisons and its registry metrics (retries replace them)."""
+    from recsys_tasks.modeling.evaluation import store_evaluation, summary_line
+    from recsys_tasks.modeling.promotion import store_comparisons
+    from recsys_tasks.registry import set_metrics
 
-    champion = get_champion(ctx.engine, ctx.schema)
+    for role, metrics in results.items():
+        store_evaluation(ctx.engine, ctx.schema, run_id=ctx.run_id, as_of=ctx.as_of, model_version=versions[role], role=role, metrics=metrics)
+        log.info("%s", summary_line(role, versions[role], metrics, ctx.config.evaluation.k))
+    challenger = versions["challenger"]
+    store_comparisons(ctx.engine, ctx.schema, run_id=ctx.run_id, as_of=ctx.as_of, challenger=challenger, comparisons=comparisons)
+    set_metrics(ctx.engine, ctx.schema, challenger, results["challenger"]["all"], holdout_users)
+
+
+def _champion_to_compare(ctx: RunContext, challenger_version: str, *, full_retrain: bool) -> tuple[Any, str | None]:
+    """The champion the challenger must beat (the one of the day before the as-of date), or None;
+    with the reason when a broken one is left out."""
+    from recsys_tasks.registry import ModelIntegrityError, champion_before
+
+    champion = champion_before(ctx.engine, ctx.schema, ctx.as_of)
     if champion is None or champion.model_version == challenger_version:
-        return None, None  # no champion yet, or a rerun after promotion: nothing else to compare against
+        return None, None  # no champion before this date, or a hand-promoted challenger: nothing else to compare against
     if full_retrain:
         try:
             champion.verified_dir()
@@ -96,8 +123,10 @@ def _champion_to_compare(ctx: RunContext, challenger_version: str, *, full_retra
     return champion, None
 
 
-def write_run_report(ctx: RunContext, decision: Mapping[str, Any], results: Mapping[str, Any]) -> Path:
-    """The run's HTML report (metrics, training curve, metric history) next to its artifacts."""
+def write_run_report(
+    ctx: RunContext, decision: Mapping[str, Any], results: Mapping[str, Any], comparisons: list[dict[str, Any]] | None = None
+) -> Path:
+    """The run's HTML report (comparisons, metrics, training curve, metric history) next to its artifacts."""
     from recsys_tasks.report import write_report
     from recsys_tasks.sqlfiles import statement
 
@@ -117,4 +146,5 @@ def write_run_report(ctx: RunContext, decision: Mapping[str, Any], results: Mapp
         training_history=training,
         metric_history=[dict(r._mapping) for r in rows],
         primary_metric=ctx.config.evaluation.primary_metric,
+        comparisons=comparisons or [],
     )

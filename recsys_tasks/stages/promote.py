@@ -11,13 +11,12 @@ from recsys_tasks.stages.context import RunContext
 log = logging.getLogger(__name__)
 
 
-
 def run(ctx: RunContext, decision: Mapping[str, Any]) -> dict[str, Any]:
-    """Make the challenger champion (the previous champion is retired)."""
+    """Make the challenger champion from the run's as-of date on (for a backfill: until the next period)."""
     from recsys_tasks.registry import promote as promote_version
 
-    promote_version(ctx.engine, ctx.schema, decision["challenger"], decision=decision["reason"])
-    return {"champion": decision["challenger"], "previous": decision.get("champion")}
+    promote_version(ctx.engine, ctx.schema, decision["challenger"], decision=decision["reason"], as_of=ctx.as_of)
+    return {"champion_from": ctx.as_of.isoformat(), "model_version": decision["challenger"], "previous": decision.get("champion")}
 
 
 def keep_champion(ctx: RunContext, decision: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,9 +16,9 @@ log = logging.getLogger(__name__)
 
 
 def run(ctx: RunContext, snapshot: str, *, full_retrain: bool | None = None) -> dict[str, Any]:
-    """Fine-tune the champion (or train from scratch) on events before the cutoff; register it."""
+    """Fine-tune the champion of the day before (or train from scratch) on events before the cutoff; register it."""
     from recsys_tasks.data.warehouse import ensure_output_schema
-    from recsys_tasks.registry import get_champion, get_model, register_model, store_model
+    from recsys_tasks.registry import champion_before, get_model, register_model, store_model
 
     ensure_output_schema(ctx.engine, ctx.schema)
     version = model_version_for(ctx)
@@ -26,7 +26,9 @@ def run(ctx: RunContext, snapshot: str, *, full_retrain: bool | None = None) -> 
     if existing is not None:
         log.info("challenger %s was already trained and registered by this run; reusing it", version)
         return {"model_version": version, "model_dir": existing.artifact_uri, "parent_version": existing.parent_version, "reused": True}
-    champion = get_champion(ctx.engine, ctx.schema)
+    # Point in time: the champion of the day before the as-of date (today's for the nightly run, the
+    # one of that time for a backfill), so nothing trained after this date's cutoff is used.
+    champion = champion_before(ctx.engine, ctx.schema, ctx.as_of)
     retrain = ctx.config.train.full_retrain if full_retrain is None else full_retrain
     init_from = champion.verified_dir() if champion is not None and not retrain and champion.kind == "transformer" else None
     if init_from is not None:

@@ -3,8 +3,9 @@
 A real Airflow 3 runs as subprocesses (api-server, scheduler with LocalExecutor, dag-processor)
 on a PostgreSQL metadata database created for the test, SimpleAuthManager in all-admins mode (a
 JWT from ``GET /auth/token``). The warehouse is a PostgreSQL schema with a small synthetic shop.
-The backfill runs newest date first, so the two older runs must keep the newest champion: the
-backfill rule of ``recsys_tasks.evaluate.decide``. Every process is stopped in ``finally``.
+The backfill runs newest date first, so the two older runs must keep the newest champion and
+publish their own dates point in time: each with the champion of its date (registry.champion_at),
+never with the newer model. Every process is stopped in ``finally``.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ def test_three_day_backfill_through_the_rest_api(tmp_path, metadata_db, shop, pg
     with engine.connect() as conn:
         pubs = conn.execute(sa.text(f'SELECT as_of, model_version, users, "rows" FROM "{output}".publications ORDER BY as_of')).all()
         models = conn.execute(
-            sa.text(f'SELECT model_version, status, as_of, decision FROM "{output}".model_registry ORDER BY as_of')
+            sa.text(f'SELECT model_version, status, as_of, data_end, decision FROM "{output}".model_registry ORDER BY as_of')
         ).all()
         counts = conn.execute(sa.text(f'SELECT as_of, count(*) AS n FROM "{output}".recommendations GROUP BY as_of ORDER BY as_of')).all()
     assert [str(p.as_of)[:10] for p in pubs] == AS_OF_DATES
@@ -213,6 +214,13 @@ def test_three_day_backfill_through_the_rest_api(tmp_path, metadata_db, shop, pg
     assert len(champions) == 1
     # The champion is the model trained on the newest data; older-dated runs did not replace it.
     assert str(champions[0].as_of)[:10] == AS_OF_DATES[-1]
+    # Point in time: every date is published by a model trained for that date or earlier, on data
+    # from before the date began (so never by the newer champion for the older dates).
+    by_version = {m.model_version: m for m in models}
+    for p in pubs:
+        model = by_version[p.model_version]
+        assert str(model.as_of)[:10] <= str(p.as_of)[:10], (p, model)
+        assert model.data_end < datetime.fromisoformat(str(p.as_of)[:10]).replace(tzinfo=timezone.utc), (p, model)
+    assert pubs[-1].model_version == champions[0].model_version
     older = [m for m in models if m.status != "champion"]
-    assert len(older) == 2 and all(m.status == "rejected" and "backfill" in (m.decision or "") for m in older), older
-    assert {p.model_version for p in pubs} == {champions[0].model_version}
+    assert len(older) == 2 and all(m.status in ("retired", "rejected") for m in older), older

@@ -139,13 +139,17 @@ def test_retrain_dag_end_to_end_on_postgres(tmp_path, airflow_home, pg_database_
             champion = conn.execute(sa.text(f"SELECT parent_version, artifact_uri FROM \"{output}\".model_registry WHERE status = 'champion'")).one()
         assert champion.parent_version is None and Path(champion.artifact_uri, "model.safetensors").is_file()
 
-        _dag_test(env, tmp_path, 2)  # the same logical date again: a rerun, warm-started from the champion
+        # The same logical date again (a new run): point in time, its challenger is judged against and
+        # warm-started from the champion of the day before (none yet), never from the first run's model.
+        _dag_test(env, tmp_path, 2)
         second = _check_publication(engine, output)
         assert (second["users"], second["rows"]) == (first["users"], first["rows"])
         assert second["models"] == 2
         with engine.connect() as conn:
             parents = conn.execute(sa.text(f'SELECT count(*) FROM "{output}".model_registry WHERE parent_version IS NOT NULL')).scalar()
-        assert parents == 1, "the second challenger was warm-started from the champion"
+            periods = conn.execute(sa.text(f'SELECT champion_from FROM "{output}".champion_timeline')).all()
+        assert parents == 0, "the rerun must not warm-start from a model trained for the same date"
+        assert [str(p.champion_from)[:10] for p in periods] == [LOGICAL_DATE]
     finally:
         engine.dispose()
         with sa.create_engine(pg_database_url).begin() as conn:

@@ -99,24 +99,36 @@ def test_bad_parameters_are_4xx_never_500(client: TestClient, path: str, params:
     assert "detail" in response.json()
 
 
-def test_registry_timeline_with_parents_and_deltas(client: TestClient) -> None:
+def test_registry_deltas_are_against_the_judging_model_on_the_same_holdout(client: TestClient) -> None:
     body = client.get("/api/registry").json()
     assert body["metric"] == "ndcg@10"
     by_version = {v["model_version"]: v for v in body["versions"]}
     assert [v["model_version"] for v in body["versions"]] == ["m3", "m2", "m1"]
-    assert by_version["m2"]["status"] == "champion" and by_version["m2"]["parent_version"] == "m1"
-    assert by_version["m2"]["delta"] == pytest.approx(0.05)
-    assert by_version["m2"]["relative_delta"] == pytest.approx(0.25)
-    assert by_version["m3"]["status"] == "rejected" and by_version["m3"]["delta"] == pytest.approx(-0.01)
-    assert by_version["m3"]["decision"] == "ndcg@10 -4% vs champion m2"
-    assert by_version["m1"]["status"] == "retired" and by_version["m1"]["delta"] is None
-    assert "replaced by m2" in by_version["m1"]["decision"]
+    # m3 was judged on r3 against m2, which scored 0.26 there: -0.02, not the -0.01 that m2's own
+    # night (0.25) would suggest. The bootstrap interval of r3 comes with it.
+    m3 = by_version["m3"]
+    assert (m3["status"], m3["parent_version"], m3["judged_against"], m3["judged_run_id"]) == ("rejected", "m2", "m2", "r3")
+    assert m3["primary_metric"] == pytest.approx(0.24) and m3["reference_primary_metric"] == pytest.approx(0.26)
+    assert m3["delta"] == pytest.approx(-0.02) and m3["relative_delta"] == pytest.approx(-0.02 / 0.26, abs=1e-5)
+    assert m3["delta_low"] == pytest.approx(-0.02 / 0.26, abs=1e-5) == m3["delta_high"]
+    assert (m3["confidence"], m3["holdout_n"]) == (0.95, 50)
+    assert m3["decision"] == "ndcg@10 -4% vs champion m2"
+    # m2 was judged on r2 against champion m1 (no interval stored: the delta still comes from r2).
+    m2 = by_version["m2"]
+    assert (m2["status"], m2["judged_against"], m2["judged_against_role"]) == ("champion", "m1", "champion")
+    assert m2["delta"] == pytest.approx(0.05) and m2["relative_delta"] == pytest.approx(0.25)
+    assert m2["delta_low"] is None and m2["delta_high"] is None
+    # The first model was judged against most-popular on r1.
+    m1 = by_version["m1"]
+    assert (m1["status"], m1["judged_against"], m1["judged_against_role"]) == ("retired", "most_popular", "baseline")
+    assert m1["delta"] == pytest.approx(0.10) and m1["relative_delta"] == pytest.approx(1.0)
+    assert "replaced by m2" in m1["decision"]
 
 
-def test_registry_delta_when_the_parent_is_outside_the_window(client: TestClient) -> None:
+def test_registry_delta_when_the_judging_model_is_outside_the_window(client: TestClient) -> None:
     newest = client.get("/api/registry", params={"limit": 1}).json()["versions"]
     assert [v["model_version"] for v in newest] == ["m3"]
-    assert newest[0]["parent_primary_metric"] == pytest.approx(0.25)
+    assert newest[0]["reference_primary_metric"] == pytest.approx(0.26) and newest[0]["delta"] == pytest.approx(-0.02)
 
 
 def test_metric_history_per_role(client: TestClient) -> None:
@@ -124,9 +136,9 @@ def test_metric_history_per_role(client: TestClient) -> None:
     assert body["metric"] == "ndcg@10"
     series = {role: [(p["as_of"], p["model_version"], round(p["value"], 2)) for p in pts] for role, pts in body["series"].items()}
     assert series == {
-        "challenger": [("2026-01-04", "m1", 0.2), ("2026-01-05", "m2", 0.25)],
-        "champion": [("2026-01-05", "m1", 0.2)],
-        "baseline": [("2026-01-04", "most_popular", 0.1), ("2026-01-05", "most_popular", 0.11)],
+        "challenger": [("2026-01-04", "m1", 0.2), ("2026-01-05", "m2", 0.25), ("2026-01-05", "m3", 0.24)],
+        "champion": [("2026-01-05", "m1", 0.2), ("2026-01-05", "m2", 0.26)],
+        "baseline": [("2026-01-04", "most_popular", 0.1), ("2026-01-05", "most_popular", 0.11), ("2026-01-05", "most_popular", 0.12)],
     }
     assert client.get("/api/metrics", params={"metric": "hr@10"}).json()["points"] == []
 

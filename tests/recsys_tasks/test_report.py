@@ -24,3 +24,13 @@ def test_report_holds_decision_metrics_and_charts():
 
 def test_empty_chart_says_so():
     assert "no data yet" in line_chart({}, title="t")
+
+
+def test_report_shows_the_same_holdout_comparisons_with_their_intervals():
+    comparison = {"reference": "m1", "reference_role": "champion", "metric": "ndcg@10", "relative": 0.031, "low": 0.004,
+                  "high": 0.059, "confidence": 0.95, "n": 1204, "mean_a": 0.2581, "mean_b": 0.2503, "resamples": 2000, "seed": 0}
+    html = render_report(
+        run_id="r", as_of="2026-02-01", decision={"outcome": "promote", "reason": "x", "judged_against": comparison},
+        metrics={}, training_history=[], metric_history=[], primary_metric="ndcg@10", comparisons=[comparison],
+    )
+    assert "champion (decided)" in html and "<td>+3.1%</td><td>[+0.4%, +5.9%]</td><td>95%</td><td>1,204</td>" in html

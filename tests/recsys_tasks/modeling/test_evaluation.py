@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from recsys_tasks.config import EvaluationConfig
 from recsys_tasks.data.sequences import EVENT_COLUMNS, ItemVocab, temporal_split
 from recsys_tasks.data.warehouse import ensure_output_schema
-from recsys_tasks.modeling.evaluation import build_holdout, decide, score, store_evaluation
+from recsys_tasks.modeling.evaluation import Scores, build_holdout, score, store_evaluation
+from recsys_tasks.modeling.promotion import compare, decide
 from recsys_tasks.registry import ModelRecord
 
 CUTOFF = datetime(2026, 1, 10, tzinfo=UTC)
@@ -119,6 +120,9 @@ def test_score_omits_empty_segments_and_counts_padding_as_nothing():
 
 CFG = EvaluationConfig(k=10, primary_metric="ndcg@10", min_relative_improvement=0.05, min_holdout_users=20)
 END = datetime(2026, 1, 10, tzinfo=UTC)
+#: Per-user values of a reference model: every comparison below scales them, so each interval is a
+#: point (every resample has the same relative gain) and the rule's arithmetic is what is tested.
+UNIT = np.linspace(0.5, 1.5, 100)
 
 
 def _champion(data_end: datetime = END - timedelta(days=1)) -> ModelRecord:
@@ -129,33 +133,52 @@ def _champion(data_end: datetime = END - timedelta(days=1)) -> ModelRecord:
     )
 
 
-def _decide(ch: float, base: float, champ: float | None = None, *, champion=None, users: int = 100, end=END, force=False):
+def _per_user(mean: float) -> Scores:
+    values = UNIT * mean
+    return Scores({"all": {"ndcg@10": float(values.mean()), "hr@10": 0.9}}, {"ndcg@10": values})
+
+
+def _decide(ch: float, base: float, champ: float | None = None, *, champion=None, users: int = 100, end=END, force=False, cfg=CFG):
+    challenger, baseline = _per_user(ch), _per_user(base)
+    current = _per_user(champ) if champ is not None else None
     return decide(
-        cfg=CFG, challenger="m-new", challenger_metrics={"ndcg@10": ch, "hr@10": 0.9}, baseline_metrics={"ndcg@10": base},
+        cfg=cfg, challenger="m-new", challenger_metrics=challenger["all"], baseline_metrics=baseline["all"],
         champion=champion if champion is not None else (_champion() if champ is not None else None),
-        champion_metrics={"ndcg@10": champ} if champ is not None else None,
+        champion_metrics=current["all"] if current else None,
         challenger_data_end=end, holdout_users=users, force=force,
+        vs_baseline=compare(challenger, baseline, reference_version="most_popular", reference_role="baseline", cfg=cfg),
+        vs_champion=compare(challenger, current, reference_version="m-champ", reference_role="champion", cfg=cfg) if current else None,
     )
 
 
-def test_first_model_is_promoted_only_if_it_beats_most_popular():
+def test_first_model_is_promoted_when_it_beats_most_popular():
+    # With no champion nothing can be published, so the first model needs to beat most-popular, not
+    # to clear the significance bar a challenger needs against a champion; the interval is stated.
     promoted = _decide(0.30, 0.20)
     assert (promoted.outcome, promoted.champion) == ("promote", None)
-    assert promoted.reason == "first model: ndcg@10 0.3000 beats most-popular 0.2000"
-    assert promoted.values == {"challenger": 0.30, "champion": None, "baseline": 0.20}
+    assert promoted.reason == "first model: ndcg@10 0.3000 vs most-popular 0.2000: +50.0% [+50.0%, +50.0%], 95%, n = 100"
+    assert promoted.values == pytest.approx({"challenger": 0.30, "champion": None, "baseline": 0.20})
+    assert promoted.judged_against["reference"] == "most_popular" and promoted.judged_against["low"] == pytest.approx(0.5, abs=1e-5)
     tie = _decide(0.20, 0.20)
-    assert tie.outcome == "keep" and "does not beat most-popular" in tie.reason
+    assert tie.outcome == "keep" and tie.reason.startswith("first model does not beat most-popular")
     assert _decide(0.10, 0.20).outcome == "keep"
+    assert _decide(0.209, 0.20).outcome == "promote"  # +4.5%: below the 5% margin a challenger needs, enough to start
 
 
 def test_promotion_over_a_champion_needs_the_relative_margin():
-    # Champion 0.30 and a 5 % margin: the challenger needs >= 0.315.
+    # Champion 0.30 and a 5 % margin: the interval's lower bound must exceed +5% (0.315).
     below = _decide(0.31, 0.10, 0.30)
-    assert below.outcome == "keep" and "needed 0.3150" in below.reason and below.champion == "m-champ"
+    assert below.outcome == "keep" and below.champion == "m-champ"
+    assert below.reason == (
+        "ndcg@10 0.3100 vs champion 0.3000: +3.3% [+3.3%, +3.3%], 95%, n = 100; "
+        "its lower bound must clear evaluation.min_relative_improvement=+5.0%"
+    )
     above = _decide(0.32, 0.10, 0.30)
-    assert above.outcome == "promote" and "vs champion 0.3000 (needed >= 0.3150)" in above.reason
+    assert above.outcome == "promote" and above.reason.startswith("ndcg@10 0.3200 vs champion 0.3000: +6.7% [+6.7%, +6.7%]")
+    assert above.judged_against["reference"] == "m-champ"
     # Beating the champion is not enough when most-popular is better still.
-    assert _decide(0.40, 0.45, 0.30).outcome == "keep"
+    beaten = _decide(0.40, 0.45, 0.30)
+    assert beaten.outcome == "keep" and beaten.reason.endswith("does not beat most-popular 0.4500")
     # A worse challenger is kept out.
     assert _decide(0.25, 0.10, 0.30).outcome == "keep"
 
@@ -212,9 +235,12 @@ def test_store_evaluation_replaces_a_previous_attempt(pg_engine, pg_schema):
 
 def test_guard_segment_blocks_a_challenger_that_regresses_short_histories():
     cfg = EvaluationConfig(k=10, primary_metric="ndcg@10", min_relative_improvement=0.01, guard_segment="short_history", guard_tolerance=0.05)
+    challenger, champion, baseline = _per_user(0.40), _per_user(0.30), _per_user(0.10)
     common = dict(
-        cfg=cfg, challenger="m-new", challenger_metrics={"ndcg@10": 0.40}, baseline_metrics={"ndcg@10": 0.1},
-        champion=_champion(), champion_metrics={"ndcg@10": 0.30}, challenger_data_end=END, holdout_users=100,
+        cfg=cfg, challenger="m-new", challenger_metrics=challenger["all"], baseline_metrics=baseline["all"],
+        champion=_champion(), champion_metrics=champion["all"], challenger_data_end=END, holdout_users=100,
+        vs_baseline=compare(challenger, baseline, reference_version="most_popular", reference_role="baseline", cfg=cfg),
+        vs_champion=compare(challenger, champion, reference_version="m-champ", reference_role="champion", cfg=cfg),
     )
     worse = decide(**common, challenger_segments={"short_history": {"ndcg@10": 0.20}}, champion_segments={"short_history": {"ndcg@10": 0.25}})
     assert worse.outcome == "keep" and worse.reason.startswith("guard:")
@@ -234,3 +260,11 @@ def test_a_model_with_nan_scores_fails_evaluation_by_name():
     rec = NanScores(list("abcdef"), {u: ["a", "b", "c"] for u in holdout.user_ids})
     with pytest.raises(NonFiniteMetric, match=f"NaN or infinite scores for {len(holdout)} of {len(holdout)} holdout users"):
         score(rec, holdout, k=3)
+
+
+def test_a_model_trained_into_the_holdout_cannot_be_scored():
+    from recsys_tasks.modeling.evaluation import HoldoutLeak, check_outside_training
+
+    check_outside_training(_champion(data_end=CUTOFF), CUTOFF, role="challenger")  # up to the cutoff: fine
+    with pytest.raises(HoldoutLeak, match=r"the champion m-champ was trained on data up to 2026-01-10 06:00, after this run's holdout"):
+        check_outside_training(_champion(data_end=CUTOFF + timedelta(hours=6)), CUTOFF, role="champion")

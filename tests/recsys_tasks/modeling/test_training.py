@@ -104,3 +104,23 @@ def test_max_train_seconds_stops_after_the_step_that_used_it_up(
     assert (result.epochs, result.steps) == (1, 1)
     assert load_recommender(tmp_path / "m", device="cpu").kind == "transformer"
     assert not (tmp_path / "m" / "checkpoint").exists()
+
+
+def test_warmup_and_decay_follow_the_time_budget_when_one_is_set():
+    import math
+
+    from recsys_tasks.config import TrainConfig
+
+    cfg = TrainConfig(learning_rate=1e-3, warmup_fraction=0.1)
+    total = 200 * 100  # 200 planned epochs of 100 steps: 2,000 warmup steps
+    # Without a time budget: the step schedule (linear warmup to the peak, cosine to 0).
+    assert train_mod._lr_at(0, total, cfg) == pytest.approx(1e-3 / 2000)
+    assert train_mod._lr_at(1999, total, cfg) == pytest.approx(1e-3)
+    assert train_mod._lr_at(total - 1, total, cfg) == pytest.approx(0.0, abs=1e-8)
+    # 59 steps into a time-capped run: 5% of the time gone is half of the warmup, whatever the steps say.
+    assert train_mod._lr_at(59, total, cfg, time_fraction=0.05) == pytest.approx(0.5e-3)
+    # Half the time gone: past the warmup, (0.5 - 0.1) / 0.9 of the way down the cosine (the step
+    # schedule alone would still be at 60 / 2000 of the warmup).
+    expected = 0.5e-3 * (1 + math.cos(math.pi * 0.4 / 0.9))
+    assert train_mod._lr_at(59, total, cfg, time_fraction=0.5) == pytest.approx(expected)
+    assert train_mod._lr_at(59, total, cfg, time_fraction=1.0) == pytest.approx(0.0, abs=1e-12)

@@ -4,7 +4,8 @@ One scenario over five as-of dates of a synthetic shop:
 1. a weak model (trained on shuffled, signal-free data) is forced in as champion;
 2. a real challenger beats it and is promoted: exactly one champion afterwards;
 3. a challenger trained on shuffled data is rejected and the champion row is unchanged;
-4. a backfill for an older date publishes its own partition but cannot take the champion slot;
+4. a backfill for an older date is judged against the champion of its own time and publishes its
+   own partition, but cannot take the champion slot;
 5. rollback restores an earlier champion and republishes with it, and rolling forward again
    restores the previous recommendations.
 """
@@ -12,7 +13,7 @@ One scenario over five as-of dates of a synthetic shop:
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 from recsys_tasks import stages
 from recsys_tasks.config import RecsysConfig, WarehouseConfig
 from recsys_tasks.data import sources, synth
-from recsys_tasks.registry import get_champion, get_model
+from recsys_tasks.registry import champion_at, champion_before, champion_timeline, get_champion, get_model
 
 DAY = timedelta(days=1)
 
@@ -121,13 +122,18 @@ def test_champion_challenger_backfill_and_rollback(shop):
     assert get_model(engine, schema, noise).status == "rejected"
     assert published["model_version"] == strong
 
-    # 4. A backfill for an older date: its own dated partition, never the champion slot.
+    # 4. A backfill for an older date is judged against the champion of the day before it (none: the
+    #    first champion came on 2026-02-02), so against most-popular. Promoted, it publishes its own
+    #    date only: the champion slot and the newer publications do not move.
     old, decision, published = _run(url, cfg, datetime(2026, 2, 1, tzinfo=timezone.utc), force=False)
-    assert decision["outcome"] == "keep" and decision["reason"].startswith("backfill"), decision["reason"]
+    assert decision["champion"] is None and decision["judged_against"]["reference"] == "most_popular"
+    assert decision["outcome"] == "promote", decision["reason"]
     assert _rows(engine, schema, champions) == [(strong,)]
-    assert published["as_of"] == "2026-02-01"
-    dates = _rows(engine, schema, "SELECT as_of::text FROM {s}.publications ORDER BY as_of")
-    assert dates == [("2026-02-01",), ("2026-02-02",), ("2026-02-03",), ("2026-02-04",)]
+    assert get_model(engine, schema, old).status == "retired"
+    assert get_model(engine, schema, old).decision.startswith("champion of as-of [2026-02-01, 2026-02-02) by a backfill")
+    assert (published["as_of"], published["model_version"]) == ("2026-02-01", old)
+    dates = _rows(engine, schema, "SELECT as_of::text, model_version FROM {s}.publications ORDER BY as_of")
+    assert dates == [("2026-02-01", old), ("2026-02-02", weak), ("2026-02-03", strong), ("2026-02-04", strong)]
     strong_rows = _rows(engine, schema, latest)
     assert {r[4] for r in strong_rows} == {strong}  # latest still shows 2026-02-04
 
@@ -139,4 +145,51 @@ def test_champion_challenger_backfill_and_rollback(shop):
     stages.rollback.run(url, strong, config=cfg)
     assert _rows(engine, schema, champions) == [(strong,)]
     assert _rows(engine, schema, latest) == strong_rows
+    engine.dispose()
+
+
+def _cutoff(url, cfg, as_of: datetime) -> datetime:
+    return stages.context.make_context(
+        dag_id="recsys_retrain", run_id="-", interval_start=as_of - DAY, interval_end=as_of, warehouse_url=url, config=cfg
+    ).cutoff
+
+
+def test_a_backfill_after_a_newer_date_publishes_each_day_point_in_time_and_reproducibly(shop):
+    url, cfg, schema = shop
+    engine = sa.create_engine(url)
+    rows_of = "SELECT user_id, rank, item_id, score, model_version, run_id FROM {s}.recommendations WHERE as_of = :d ORDER BY user_id, rank"
+    # A signal-free first champion, then a real model for the newest date, run before the backfill.
+    first, _, _ = _run(url, cfg, datetime(2026, 1, 27, tzinfo=timezone.utc), shuffle=True, force=True)
+    champion, decision, _ = _run(url, cfg, datetime(2026, 2, 3, tzinfo=timezone.utc), full_retrain=True)
+    assert decision["outcome"] == "promote" and get_champion(engine, schema).model_version == champion, decision["reason"]
+    newest_rows = _rows(engine, schema, rows_of, d="2026-02-03")
+    days = [datetime(2026, 1, 28, tzinfo=timezone.utc) + DAY * n for n in range(5)]
+
+    def backfill() -> dict[str, list[tuple]]:
+        published = {}
+        for as_of in days:
+            parent_before = champion_before(engine, schema, as_of.date())
+            version, decision, result = _run(url, cfg, as_of)
+            model = get_model(engine, schema, result["model_version"])
+            # Published by the champion of that date, trained on nothing after the date's cutoff.
+            assert model.model_version == champion_at(engine, schema, as_of.date()).model_version
+            assert model.data_end <= _cutoff(url, cfg, as_of) and model.as_of <= as_of.date(), (as_of, model)
+            # Judged against and warm-started from the champion of the day before, never a newer one.
+            assert decision["champion"] == parent_before.model_version and parent_before.as_of < as_of.date()
+            assert get_model(engine, schema, version).parent_version == parent_before.model_version
+            published[as_of.date().isoformat()] = _rows(engine, schema, rows_of, d=as_of.date().isoformat())
+        return published
+
+    once = backfill()
+    assert all(once.values()) and len(once) == 5
+    timeline = champion_timeline(engine, schema)
+    assert timeline[0].model_version == first and (timeline[-1].champion_from, timeline[-1].model_version) == (date(2026, 2, 3), champion)
+    # Beating the signal-free champion of its time, the backfill promoted into the past.
+    assert any(date(2026, 1, 28) <= p.champion_from <= date(2026, 2, 1) for p in timeline), timeline
+    # The backfill never moved the current champion or touched the newer date's publication.
+    assert get_champion(engine, schema).model_version == champion
+    assert _rows(engine, schema, rows_of, d="2026-02-03") == newest_rows
+    # Running the same five days again gives the same publications, row for row, and the same timeline.
+    assert backfill() == once
+    assert champion_timeline(engine, schema) == timeline
     engine.dispose()
