@@ -13,7 +13,10 @@ Per data interval (nightly by default; backfills and manual runs from the UI wor
 5. **promote** the challenger or **keep the champion** (a visible branch), then
 6. **publish** the champion's per-user top-K for the run's as-of date, atomically, into
    `<output_schema>.recommendations` (see `latest_recommendations`), then its item-to-item
-   neighbours into `<output_schema>.similar_items`.
+   neighbours into `<output_schema>.similar_items`;
+7. **cleanup** what the `retention` config says has expired (old partitions, run directories, model
+   directories; never what a rollback needs). It runs after a successful night (after a dry run it
+   only logs what it would delete); its own errors are logged and never fail the run.
 
 Configuration: `$RECSYS_CONFIG` (YAML/JSON, see `docs/configuration.md`), overridden by the params
 of the trigger form. Artifacts: `<artifact_root>/recsys_retrain/<as_of>/<run_id>/`.
@@ -134,6 +137,14 @@ def recsys_retrain() -> None:
 
         return stages.similar_items.run(_context(context), validated["snapshot"])
 
+    # none_failed: after publishing, or after a dry run (publish skipped); a failed night keeps everything.
+    @task(trigger_rule="none_failed")
+    def cleanup(**context: Any) -> dict[str, Any]:
+        from recsys_tasks import stages
+
+        # A dry-run night changes nothing: retention only logs what it would delete.
+        return stages.cleanup.run(_context(context), dry_run=True if context["params"]["dry_run"] else None)
+
     validated = validate(extract())
     evaluation = evaluate(validated, train(validated))
     branch = decide(evaluation)
@@ -141,7 +152,7 @@ def recsys_retrain() -> None:
     branch >> [*outcomes, dry_run_done(evaluation)]
     published = publish(validated)
     outcomes >> published
-    publish_similar_items(validated, published)
+    publish_similar_items(validated, published) >> cleanup()
 
 
 recsys_retrain()

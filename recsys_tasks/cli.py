@@ -4,6 +4,9 @@
     python -m recsys_tasks.cli models --url URL
     python -m recsys_tasks.cli models verify --url URL     # check every version's files against its checksum
     python -m recsys_tasks.cli grant-reader --url URL [--role recsys_reader]
+    python -m recsys_tasks.cli migrate --url URL                # as the owner role: create/upgrade the output schema
+    python -m recsys_tasks.cli grant-pipeline --url URL --role recsys_pipeline [--owner ROLE]
+    python -m recsys_tasks.cli cleanup --url URL [--dry-run] [--as-of YYYY-MM-DD]
     python -m recsys_tasks.cli synth --url URL [--users 2000 --items 500 --days 30 --replace]
 
 ``--url`` defaults to ``$RECSYS_WAREHOUSE_URL``. On SQLite the output schema is attached exactly as
@@ -16,6 +19,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -79,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
     rb.add_argument("--no-republish", action="store_true", help="only change the champion")
     gr = sub.add_parser("grant-reader", parents=[common], help="create the read-only role of the output schema (PostgreSQL)")
     gr.add_argument("--role", help="role name (default: config publish.reader_role)")
+    sub.add_parser("migrate", parents=[common], help="create or upgrade the output schema (run as its owner role)")
+    gp = sub.add_parser("grant-pipeline", parents=[common], help="grant a login role what the pipeline needs, and no more (PostgreSQL)")
+    gp.add_argument("--role", required=True, help="the role the DAGs connect as")
+    gp.add_argument("--owner", help="the output schema's owner role (default: its current owner)")
+    gp.add_argument("--publisher", help="group role owning the partitioned tables (default: <owner>_publisher)")
+    cl = sub.add_parser("cleanup", parents=[common], help="delete what the retention config says has expired")
+    cl.add_argument("--dry-run", action="store_true", help="log what would be deleted, delete nothing")
+    cl.add_argument("--as-of", type=date.fromisoformat, help="as-of date the retention ages count from (default: today, UTC)")
+    cl.add_argument("--dag-id", default="recsys_retrain", help="DAG whose run directories are cleaned")
     synth_cli.add_arguments(sub.add_parser("synth", parents=[common], help="generate a synthetic shop into the warehouse"))
     return parser
 
@@ -103,6 +116,41 @@ def _models(engine: sa.Engine, cfg: RecsysConfig, *, verify: bool) -> int:
             rows.append((r.model_version, r.status, "FAILED", str(exc).split(". Nothing was written")[0]))
     print(format_table(["model_version", "status", "integrity", "problem"], rows, max_width=120))
     return 1 if failed else 0
+
+
+def _admin(args: argparse.Namespace, engine: sa.Engine, cfg: RecsysConfig) -> int:
+    """The schema owner's and operator's commands: migrate, grant-pipeline, cleanup."""
+    from recsys_tasks.access import AccessError, grant_pipeline_role
+    from recsys_tasks.config import ConfigError
+    from recsys_tasks.data.warehouse import ensure_output_schema, output_schema_version
+
+    schema = cfg.warehouse.output_schema
+    if args.command == "migrate":
+        ran = ensure_output_schema(engine, schema)
+        print(f"schema {schema} {'migrated to' if ran else 'is already at'} version {output_schema_version(engine.dialect.name)}")
+    elif args.command == "grant-pipeline":
+        try:
+            grant = grant_pipeline_role(engine, cfg, role=args.role, owner=args.owner, publisher=args.publisher)
+        except (AccessError, ConfigError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"role {grant.role} can run the pipeline on schema {schema} (owner {grant.owner}, publisher group {grant.publisher})")
+        if not grant.can_login:
+            print(f"note: {grant.role} cannot log in yet: ALTER ROLE {grant.role} LOGIN PASSWORD '...'")
+    else:
+        from recsys_tasks.stages import cleanup
+        from recsys_tasks.stages.context import RunContext
+        from recsys_tasks.timeutil import as_date, day_start, now
+
+        as_of = args.as_of or as_date(now())
+        ctx = RunContext(args.dag_id, "cli-cleanup", day_start(as_of) - timedelta(days=1), day_start(as_of), args.url, cfg)
+        try:
+            report = cleanup.run(ctx, dry_run=True if args.dry_run else None)
+        finally:
+            ctx.dispose()
+        print(", ".join(f"{k}: {v}" for k, v in report.items()))
+        return 1 if report.get("errors") else 0
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             print(f"role {role} can read schema {cfg.warehouse.output_schema}; grant it to a login role to use it")
+        elif args.command in ("migrate", "grant-pipeline", "cleanup"):
+            return _admin(args, engine, cfg)
         elif args.command == "models":
             return _models(engine, cfg, verify=args.action == "verify")
     except sa.exc.SQLAlchemyError as exc:

@@ -6,8 +6,9 @@
 -- Output: the role (NOLOGIN: grant it to login roles, e.g. GRANT recsys_reader TO reporting_app) and
 -- its privileges. Idempotent: the role is created only when missing (a concurrent creator is
 -- tolerated), GRANT/REVOKE of a privilege already held/absent is a no-op.
--- Default privileges cover tables created later by the role that runs this script (the pipeline's
--- role); run it as that role. A PUBLIC grant on the source tables is not revoked here (it is not
+-- Default privileges cover tables created later by the role that runs this script: run it as the
+-- role that creates the output tables (the owner role of docs/operations.md, 'Database roles and
+-- privileges'; the pipeline's own role where one role does both). A PUBLIC grant on the source tables is not revoked here (it is not
 -- ours to change): check with \dp <events table>.
 DO $$
 BEGIN

@@ -6,6 +6,7 @@ never frames or tensors. Every stage is safe to rerun for the same interval.
 """
 
 from recsys_tasks.stages import (
+    cleanup,
     context,
     evaluate,
     extract,
@@ -18,4 +19,4 @@ from recsys_tasks.stages import (
     validate,
 )
 
-__all__ = ["context", "evaluate", "extract", "promote", "publish", "refresh", "rollback", "similar_items", "train", "validate"]
+__all__ = ["cleanup", "context", "evaluate", "extract", "promote", "publish", "refresh", "rollback", "similar_items", "train", "validate"]

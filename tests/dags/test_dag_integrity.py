@@ -33,7 +33,7 @@ def test_retrain_dag_shape(dagbag):
     assert dag is not None
     assert set(dag.task_ids) == {
         "extract", "validate", "train", "evaluate", "decide", "promote", "keep_champion", "dry_run_done", "publish",
-        "publish_similar_items",
+        "publish_similar_items", "cleanup",
     }
     assert dag.max_active_runs == 1
     assert dag.catchup is False

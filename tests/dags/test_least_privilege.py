@@ -1,0 +1,138 @@
+"""Least privilege: the real DAG runs end to end as a non-superuser login role that has only what
+sql/grant_pipeline_role.postgresql.sql grants, and a missing privilege is named in the error.
+
+Roles (docs/operations.md, "Database roles and privileges"): an owner role creates the output schema
+(`cli migrate`), an administrator grants the pipeline role (`cli grant-pipeline`), and the DAG connects
+as the pipeline role. Roles are cluster-wide, so each test run uses its own names and drops them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+# The harness of the end-to-end DAG test (pytest puts tests/dags on sys.path).
+from test_retrain_e2e import AIRFLOW, LOGICAL_DATE, _airflow_env, _config, _dag_test, _run, _shop
+
+from recsys_tasks.cli import main as cli_main
+from recsys_tasks.config import RecsysConfig, WarehouseConfig
+from recsys_tasks.data.publication import (
+    RecommendationRow,
+    SimilarItemRow,
+    write_publication,
+    write_similar_items,
+)
+from recsys_tasks.data.warehouse import WarehouseError, create_engine
+from recsys_tasks.stages import extract
+from recsys_tasks.stages.context import RunContext
+from recsys_tasks.timeutil import day_start
+
+OLD = date(2026, 1, 1)  # a publication the run's cleanup must drop (retention.partitions_days: 7)
+
+
+@pytest.fixture
+def roles(pg_database_url):
+    """An owner and a pipeline login role (neither superuser) and the schemas of one test; dropped after."""
+    tag = uuid.uuid4().hex[:8]
+    names = {"owner": f"lp_owner_{tag}", "pipeline": f"lp_pipeline_{tag}", "source": f"lp_src_{tag}"}
+    names["output"] = names["source"] + "_recsys"
+    names["publisher"] = names["owner"] + "_publisher"
+    admin = sa.create_engine(pg_database_url)
+    database = admin.url.database
+    with admin.begin() as conn:
+        for role in (names["owner"], names["pipeline"]):
+            conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'))
+        conn.execute(sa.text(f'GRANT CREATE ON DATABASE "{database}" TO "{names["owner"]}"'))  # to create its schema
+        conn.execute(sa.text(f'CREATE SCHEMA "{names["source"]}"'))
+    yield names
+    with admin.begin() as conn:
+        for schema in (names["source"], names["output"]):
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        for role in (names["pipeline"], names["publisher"], names["owner"]):
+            if conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first():
+                conn.execute(sa.text(f'DROP OWNED BY "{role}" CASCADE'))
+                conn.execute(sa.text(f'DROP ROLE "{role}"'))
+    admin.dispose()
+
+
+def _as(url: str, role: str) -> str:
+    return sa.engine.make_url(url).set(username=role).render_as_string(hide_password=False)
+
+
+def _publish_old(url: str, schema: str) -> None:
+    """An old publication and similar-items set, written by the pipeline role itself."""
+    engine = create_engine(url, output_schema=schema)
+    stamp = datetime(2026, 1, 1, 3, tzinfo=UTC)
+    rows = [RecommendationRow(OLD, f"u{u}", 1, "i1", 1.0, "m-old", "old-run", None, stamp) for u in range(3)]
+    write_publication(engine, schema, rows, as_of=OLD, run_id="old-run", model_version="m-old", top_k=1)
+    write_similar_items(engine, schema, [SimilarItemRow(OLD, "i1", 1, "i2", 0.5, "m-old")], as_of=OLD)
+    engine.dispose()
+
+
+def test_the_dag_runs_end_to_end_as_a_least_privileged_pipeline_role(tmp_path, pg_database_url, roles):
+    admin = create_engine(pg_database_url, output_schema=roles["output"])
+    _shop(admin, WarehouseConfig(source_schema=roles["source"]))
+    config_path = _config(tmp_path, source_schema=roles["source"], output_schema=roles["output"])
+    settings = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    config_path.write_text(yaml.safe_dump({**settings, "retention": {"partitions_days": 7}}), encoding="utf-8")
+    owner_url, pipeline_url = _as(pg_database_url, roles["owner"]), _as(pg_database_url, roles["pipeline"])
+
+    assert cli_main(["migrate", "--url", owner_url, "--config", str(config_path)]) == 0
+    for _ in range(2):  # idempotent
+        assert cli_main(["grant-pipeline", "--url", pg_database_url, "--config", str(config_path), "--role", roles["pipeline"]]) == 0
+    _publish_old(pipeline_url, roles["output"])
+
+    env = _airflow_env(tmp_path / "airflow", warehouse_url=pipeline_url, config_path=config_path)
+    env["RECSYS_TASK_RETRIES"] = "0"  # a missing privilege fails at once instead of after two retries
+    (tmp_path / "airflow").mkdir()
+    migrate = _run([AIRFLOW, "db", "migrate"], env, tmp_path / "migrate.log")
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    _dag_test(env, tmp_path, 1)
+
+    out = roles["output"]
+    with admin.connect() as conn:
+        publications = conn.execute(sa.text(f'SELECT as_of, model_version FROM "{out}".publications')).all()
+        champion = conn.execute(sa.text(f"SELECT model_version FROM \"{out}\".model_registry WHERE status = 'champion'")).scalar()
+        rows = conn.execute(sa.text(f'SELECT count(*) FROM "{out}".latest_recommendations')).scalar()
+        partitions = conn.execute(sa.text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :s AND c.relkind = 'r' ORDER BY 1"), {"s": out}).scalars().all()
+    # Published as the pipeline role; the run's cleanup dropped the old publication and both old partitions.
+    assert [(str(d), m) for d, m in publications] == [(LOGICAL_DATE, champion)] and rows > 0
+    assert partitions == ["recommendations_p20260201", "similar_items_p20260201"]
+    with sqlite3.connect(tmp_path / "airflow" / "airflow.db") as meta:
+        states = dict(meta.execute("SELECT task_id, state FROM task_instance WHERE dag_id = 'recsys_retrain'").fetchall())
+    assert states["publish"] == states["cleanup"] == "success", states
+
+    pipeline = create_engine(pipeline_url, output_schema=out)
+    try:
+        # Ownership of the two partitioned tables only: the registry stays out of its reach.
+        with pytest.raises(WarehouseError, match="must be owner of table model_registry"), pipeline.begin() as conn:
+            conn.execute(sa.text(f'DROP TABLE "{out}".model_registry'))
+        # A missing privilege is named, with the role that lacks it.
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'REVOKE SELECT ON "{roles["source"]}".events FROM "{roles["pipeline"]}"'))
+        cfg = RecsysConfig.from_file(config_path)
+        end = day_start(date.fromisoformat(LOGICAL_DATE))
+        ctx = RunContext("recsys_retrain", "revoked", end - timedelta(days=1), end, pipeline_url, cfg)
+        try:
+            with pytest.raises(WarehouseError, match=rf"role {roles['pipeline']}\).*permission denied for table events"):
+                extract.run(ctx)
+        finally:
+            ctx.dispose()
+    finally:
+        pipeline.dispose()
+        admin.dispose()
+
+
+def test_grant_pipeline_refuses_a_schema_that_was_not_migrated(tmp_path, pg_database_url, roles, capsys):
+    config_path = tmp_path / "recsys.yaml"
+    config_path.write_text(yaml.safe_dump({"warehouse": {"output_schema": roles["output"]}}), encoding="utf-8")
+    code = cli_main(["grant-pipeline", "--url", pg_database_url, "--config", str(config_path), "--role", roles["pipeline"]])
+    assert code == 2
+    assert f"the output schema {roles['output']} does not exist" in capsys.readouterr().err
