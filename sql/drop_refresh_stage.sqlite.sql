@@ -1,2 +1,2 @@
--- Drop the refresh's staging table before commit (PostgreSQL drops it ON COMMIT). No inputs. Idempotent.
+-- Drop the refresh's connection-private staging table once the replace committed or gave up. No inputs. Idempotent.
 DROP TABLE IF EXISTS temp.recsys_refresh_stage

@@ -1,10 +1,13 @@
 """Write the published tables (per-user top-K recommendations, similar items), atomically and idempotently.
 
-A publish streams its rows into a staging table through the one bulk writer (``data.writer``). Then,
-in one transaction, the staging table replaces the as-of date's rows (PostgreSQL: detach/drop the
-old partition, attach the new one; SQLite: delete + insert) and the ``publications`` row is
-upserted. A reader of ``latest_recommendations`` sees the old complete set until commit and the new
-complete set after; a publish killed before commit leaves the previous publication untouched.
+A publish streams its rows into a staging table through the one bulk writer (``data.writer``),
+checking them on the way (``data.publish_safety``: finite scores, and for recommendations catalogue
+items and full-enough lists). Then, in one transaction, the staging table replaces the as-of date's
+rows (PostgreSQL: detach/drop the old partition, attach the new one; SQLite: delete + insert) and the
+``publications`` row is upserted. A reader of ``latest_recommendations`` sees the old complete set
+until commit and the new complete set after; a publish killed or refused before commit leaves the
+previous publication untouched. One run at a time publishes a given table and date, and the swap
+waits for long readers instead of making new readers queue behind it (``data.publish_locks``).
 
 An hourly refresh (:func:`replace_user_rows`) rewrites only some users' rows of a publication, in
 one transaction that also keeps the publication's counts equal to its rows.
@@ -21,6 +24,22 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
+from recsys_tasks.data.publish_locks import (
+    ACCESS_EXCLUSIVE_CONFLICTS,
+    ROW_EXCLUSIVE_CONFLICTS,
+    SHARE_UPDATE_EXCLUSIVE_CONFLICTS,
+    drop_leftover_stages,
+    publisher_lock,
+    stage_name,
+    with_lock_retries,
+)
+from recsys_tasks.data.publish_safety import (
+    ListSpec,
+    PublishPolicy,
+    check_replaced,
+    check_shrink,
+    checked_rows,
+)
 from recsys_tasks.data.writer import Target, write_rows
 from recsys_tasks.sqlfiles import load_sql, split_statements, statement
 from recsys_tasks.timeutil import now_iso
@@ -72,6 +91,8 @@ class Publication:
     users: int
     rows: int
     seconds: float
+    #: how many times the swap backed off because readers held the table
+    lock_waits: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,10 +114,20 @@ def write_publication(
     run_id: str,
     model_version: str,
     top_k: int,
+    spec: ListSpec | None = None,
+    policy: PublishPolicy | None = None,
     chunk_rows: int = 50_000,
 ) -> Publication:
-    """Load ``rows`` into staging and swap them in as the publication of ``as_of``."""
+    """Load ``rows`` into staging and swap them in as the publication of ``as_of``.
+
+    Refused (``data.publish_safety``'s errors; nothing is swapped) when a score is not finite, when a
+    list breaks ``spec``, or when the publication shrank more than ``policy`` allows.
+    """
     started = time.monotonic()
+    policy = policy or PublishPolicy.from_config()
+
+    def check(conn: sa.Connection, count: int, users: int) -> None:
+        check_shrink(conn, schema, as_of=as_of, users=users, rows=count, policy=policy)
 
     def record(conn: sa.Connection, count: int, users: int) -> None:
         publication = {
@@ -110,20 +141,36 @@ def write_publication(
         }
         conn.execute(statement("upsert_publication", schema=schema), publication)
 
-    count, users = stage_and_swap(engine, schema, "recommendations", rows, as_of=as_of, chunk_rows=chunk_rows, in_swap=record)
+    count, users, waits = stage_and_swap(
+        engine, schema, "recommendations", checked_rows(rows, spec), as_of=as_of, policy=policy, chunk_rows=chunk_rows,
+        before_swap=check, in_swap=record,
+    )
     seconds = time.monotonic() - started
     log.info("published %d rows for %d users as of %s (model %s) in %.1fs", count, users, as_of, model_version, seconds)
-    return Publication(as_of=as_of, model_version=model_version, users=users, rows=count, seconds=seconds)
+    return Publication(as_of=as_of, model_version=model_version, users=users, rows=count, seconds=seconds, lock_waits=waits)
 
 
 def write_similar_items(
-    engine: sa.Engine, schema: str, rows: Iterable[SimilarItemRow], *, as_of: date, chunk_rows: int = 50_000
+    engine: sa.Engine,
+    schema: str,
+    rows: Iterable[SimilarItemRow],
+    *,
+    as_of: date,
+    policy: PublishPolicy | None = None,
+    chunk_rows: int = 50_000,
 ) -> tuple[int, int]:
     """Replace ``as_of``'s ``similar_items`` with ``rows`` atomically; return (rows, items)."""
     started = time.monotonic()
-    count, items = stage_and_swap(engine, schema, "similar_items", rows, as_of=as_of, chunk_rows=chunk_rows)
+    count, items, _ = stage_and_swap(
+        engine, schema, "similar_items", checked_rows(rows), as_of=as_of, policy=policy or PublishPolicy.from_config(),
+        chunk_rows=chunk_rows,
+    )
     log.info("published %d similar-item rows for %d items as of %s in %.1fs", count, items, as_of, time.monotonic() - started)
     return count, items
+
+
+#: A callback inside a publish: ``(conn, rows, keys)``.
+SwapHook = Callable[[sa.Connection, int, int], None]
 
 
 def stage_and_swap(
@@ -133,35 +180,45 @@ def stage_and_swap(
     rows: Iterable[RecommendationRow | SimilarItemRow],
     *,
     as_of: date,
+    policy: PublishPolicy,
     chunk_rows: int = 50_000,
-    in_swap: Callable[[sa.Connection, int, int], None] | None = None,
-) -> tuple[int, int]:
-    """Replace ``as_of``'s rows of ``table`` with ``rows`` atomically; return (rows, distinct keys).
+    before_swap: SwapHook | None = None,
+    in_swap: SwapHook | None = None,
+) -> tuple[int, int, int]:
+    """Replace ``as_of``'s rows of ``table`` with ``rows`` atomically; return (rows, distinct keys, lock waits).
 
-    ``rows`` arrive grouped by their key (user or item); ``in_swap(conn, rows, keys)`` runs inside
-    the swap's transaction (e.g. to record the publication).
+    ``rows`` arrive grouped by their key (user or item). Under the publisher lock of ``table`` and
+    ``as_of``: leftover stages are dropped, ``rows`` are staged, ``before_swap`` may refuse them (it
+    raises), and the swap runs with ``in_swap`` inside its transaction (e.g. to record the publication).
     """
     if table not in _STAGES:
         raise ValueError(f"unknown published table {table!r}; use one of {sorted(_STAGES)}")
-    stage = f"{table}_stage_{as_of:%Y%m%d}"
+    stage = stage_name(table, as_of)
     ids = {"schema": schema, "stage": stage}
-    with engine.begin() as conn:
-        conn.execute(statement("drop_stage", **ids))
-        conn.execute(statement(f"create_{table}_stage", dialect=engine.dialect.name, **ids))
-    try:
-        counted = _KeyCount(rows)
+    with publisher_lock(engine, schema, table, as_of, policy) as lock:
+        drop_leftover_stages(engine, schema, lock, own=(table, as_of))
         with engine.begin() as conn:
-            count = write_rows(conn, _STAGES[table], counted, ids=ids, chunk_rows=chunk_rows)
-        _swap(engine, schema, table, stage, as_of=as_of, in_swap=lambda conn: in_swap(conn, count, counted.keys) if in_swap else None)
-    except BaseException:
-        # The published set is untouched; the leftover stage is dropped here or by the next run.
+            conn.execute(statement(f"create_{table}_stage", dialect=engine.dialect.name, **ids))
         try:
+            counted = _KeyCount(rows)
             with engine.begin() as conn:
-                conn.execute(statement("drop_stage", **ids))
-        except sa.exc.SQLAlchemyError:  # pragma: no cover - best effort cleanup
-            log.warning("could not drop staging table %s.%s; the next publish drops it", schema, stage)
-        raise
-    return count, counted.keys
+                count = write_rows(conn, _STAGES[table], counted, ids=ids, chunk_rows=chunk_rows)
+            if before_swap is not None:
+                with engine.connect() as conn:
+                    before_swap(conn, count, counted.keys)
+            waits = _swap(
+                engine, schema, table, stage, as_of=as_of, policy=policy,
+                in_swap=lambda conn: in_swap(conn, count, counted.keys) if in_swap else None,
+            )
+        except BaseException:
+            # The published set is untouched; the leftover stage is dropped here or by the next run.
+            try:
+                with engine.begin() as conn:
+                    conn.execute(statement("drop_stage", **ids))
+            except sa.exc.SQLAlchemyError:  # pragma: no cover - best effort cleanup
+                log.warning("could not drop staging table %s.%s; the next publish drops it", schema, stage)
+            raise
+    return count, counted.keys, waits
 
 
 def latest_publication(engine: sa.Engine, schema: str) -> sa.Row | None:
@@ -177,33 +234,61 @@ def replace_user_rows(
     *,
     as_of: date,
     model_version: str,
+    spec: ListSpec | None = None,
+    policy: PublishPolicy | None = None,
     chunk_rows: int = 50_000,
 ) -> Replaced | None:
     """Replace the rows of the users in ``rows`` in ``as_of``'s publication, in one transaction.
 
-    ``rows`` arrive grouped by user. Returns ``None`` (writing nothing) when that publication is gone
-    or was remade by another model than ``model_version`` meanwhile.
+    ``rows`` arrive grouped by user and are checked like a publish's (``spec``; far fewer rows than
+    they replace is refused). Returns ``None`` (writing nothing) when that publication is gone or was
+    remade by another model than ``model_version`` meanwhile.
     """
+    policy = policy or PublishPolicy.from_config()
     dialect = engine.dialect.name
     day = as_of.isoformat()
-    with engine.begin() as conn:
-        current = conn.execute(statement("select_publication_for_refresh", dialect=dialect, schema=schema), {"as_of": day}).first()
-        if current is None or current.model_version != model_version:
-            return None
-        for stmt in split_statements(load_sql("create_refresh_stage", dialect=dialect, schema=schema)):
-            conn.exec_driver_sql(stmt)
-        counted = _KeyCount(rows)
-        count = write_rows(conn, _REFRESH_STAGE, counted, chunk_rows=chunk_rows)
-        old = conn.execute(statement("count_refreshed_rows", schema=schema), {"as_of": day}).one()
-        conn.execute(statement("delete_refreshed_rows", schema=schema), {"as_of": day})
-        conn.execute(statement("insert_refreshed_rows", schema=schema))
-        conn.execute(
-            statement("update_publication_counts", schema=schema),
-            {"as_of": day, "users_delta": counted.keys - int(old.n_users), "rows_delta": count - int(old.n_rows)},
-        )
-        if dialect != "postgresql":  # PostgreSQL drops the temporary stage on commit
-            conn.exec_driver_sql(load_sql("drop_refresh_stage", dialect=dialect))
-    return Replaced(rows=count, users=counted.keys, old_rows=int(old.n_rows), old_users=int(old.n_users))
+    with engine.connect() as conn:
+        try:
+            # Staged in its own transaction on this connection, so a replace that times out on a lock
+            # is tried again without scoring or loading the rows twice.
+            with conn.begin():
+                for stmt in split_statements(load_sql("create_refresh_stage", dialect=dialect, schema=schema)):
+                    conn.exec_driver_sql(stmt)
+                counted = _KeyCount(checked_rows(rows, spec))
+                count = write_rows(conn, _REFRESH_STAGE, counted, chunk_rows=chunk_rows)
+
+            def replace(conn: sa.Connection) -> Replaced | None:
+                current = conn.execute(statement("select_publication_for_refresh", dialect=dialect, schema=schema), {"as_of": day}).first()
+                if current is None or current.model_version != model_version:
+                    return None
+                old = conn.execute(statement("count_refreshed_rows", schema=schema), {"as_of": day}).one()
+                check_replaced(as_of=as_of, rows=count, old_rows=int(old.n_rows), old_users=int(old.n_users), policy=policy)
+                conn.execute(statement("delete_refreshed_rows", schema=schema), {"as_of": day})
+                conn.execute(statement("insert_refreshed_rows", schema=schema))
+                conn.execute(
+                    statement("update_publication_counts", schema=schema),
+                    {"as_of": day, "users_delta": counted.keys - int(old.n_users), "rows_delta": count - int(old.n_rows)},
+                )
+                return Replaced(rows=count, users=counted.keys, old_rows=int(old.n_rows), old_users=int(old.n_users))
+
+            replaced, _ = with_lock_retries(
+                conn, replace, policy=policy, table=f"{schema}.recommendations", relations=(_quoted(schema, "recommendations"),),
+                modes=ROW_EXCLUSIVE_CONFLICTS, refused=f"the refresh of the publication of {day} replaced nothing; its lists are unchanged",
+                holder="another run writing to it (a publish or refresh of that date)",
+            )
+            return replaced
+        finally:
+            _drop_refresh_stage(conn)
+
+
+def _drop_refresh_stage(conn: sa.Connection) -> None:
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        conn.exec_driver_sql(load_sql("drop_refresh_stage", dialect=conn.dialect.name))
+        conn.commit()
+    except sa.exc.SQLAlchemyError:  # pragma: no cover - best effort: the next refresh of this session drops it
+        log.warning("could not drop the refresh's staging table; it goes with the session")
 
 
 class _KeyCount:
@@ -228,27 +313,46 @@ def _swap(
     stage: str,
     *,
     as_of: date,
+    policy: PublishPolicy,
     in_swap: Callable[[sa.Connection], None],
-) -> None:
+) -> int:
+    """Swap ``stage`` in as ``as_of``'s rows of ``table``; return how many times it backed off for readers."""
     day = as_of.isoformat()
-    if engine.dialect.name == "postgresql":
-        partition = f"{table}_p{as_of:%Y%m%d}"
-        names = {"schema": schema, "stage": stage, "partition": partition, "stage_check": f"{stage}_as_of"}
-        literals = {"as_of_literal": day}
-        with engine.begin() as conn:  # slow part (constraint, index builds) before the swap's locks
-            for stmt in split_statements(load_sql(f"prepare_{table}_partition", dialect="postgresql", date_literals=literals, **names)):
-                conn.exec_driver_sql(stmt)
-        with engine.begin() as conn:
-            exists = conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": f'"{schema}"."{partition}"'}).scalar()
-            if exists:
-                for stmt in split_statements(load_sql(f"detach_{table}_partition", dialect="postgresql", **names)):
-                    conn.exec_driver_sql(stmt)
-            for stmt in split_statements(load_sql(f"swap_{table}_partition", dialect="postgresql", date_literals=literals, **names)):
-                conn.exec_driver_sql(stmt)
-            in_swap(conn)
-    else:
+    if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
             for stmt in split_statements(load_sql(f"replace_{table}", dialect=engine.dialect.name, schema=schema, stage=stage)):
                 conn.execute(sa.text(stmt), {"as_of": day})
             in_swap(conn)
             conn.execute(statement("drop_stage", schema=schema, stage=stage))
+        return 0
+    partition = f"{table}_p{as_of:%Y%m%d}"
+    names = {"schema": schema, "stage": stage, "partition": partition, "stage_check": f"{stage}_as_of"}
+    literals = {"as_of_literal": day}
+    with engine.begin() as conn:  # slow part (constraint, index builds) before the swap's locks
+        for stmt in split_statements(load_sql(f"prepare_{table}_partition", dialect="postgresql", date_literals=literals, **names)):
+            conn.exec_driver_sql(stmt)
+    relations = (_quoted(schema, table), _quoted(schema, partition))
+
+    def swap(conn: sa.Connection) -> None:
+        if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": relations[1]}).scalar():
+            for stmt in split_statements(load_sql(f"detach_{table}_partition", dialect="postgresql", **names)):
+                conn.exec_driver_sql(stmt)
+        for stmt in split_statements(load_sql(f"swap_{table}_partition", dialect="postgresql", date_literals=literals, **names)):
+            conn.exec_driver_sql(stmt)
+        in_swap(conn)
+
+    with engine.connect() as conn:
+        # A republish detaches the date's partition (ACCESS EXCLUSIVE on the table: every reader
+        # conflicts); a new date only attaches one (SHARE UPDATE EXCLUSIVE: readers do not).
+        republish = conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": relations[1]}).scalar() is not None
+        conn.rollback()
+        _, waits = with_lock_retries(
+            conn, swap, policy=policy, table=f"{schema}.{table}", relations=relations,
+            modes=ACCESS_EXCLUSIVE_CONFLICTS if republish else SHARE_UPDATE_EXCLUSIVE_CONFLICTS,
+            refused=f"the publication of {day} was not swapped in and the previous publication is unchanged",
+        )
+    return waits
+
+
+def _quoted(schema: str, table: str) -> str:
+    return f'"{schema}"."{table}"'

@@ -38,6 +38,7 @@ class Scorer(Protocol):
         k: int,
         exclude: Sequence[Iterable[int]] | None = None,
         batch_users: int = 4096,
+        allowed: np.ndarray | None = None,
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]: ...
 
     def item_vectors(self) -> np.ndarray: ...
@@ -112,6 +113,7 @@ def prepare_rules(
     window = with_item[(with_item["event_ts"] >= start) & (with_item["event_ts"] < stop)]
     trending_counts = np.bincount(vocab.encode(window["item_id"].astype(str).to_numpy()), minlength=n).astype(np.float64)[:n]
     trending_counts[0] = 0
+    trending_counts[np.setdiff1d(np.arange(n), idx[known])] = 0  # only catalogue items are published
 
     # New: in the model's vocabulary (so it has a text-initialised vector), created within the
     # trending window and without any interaction in the snapshot.
@@ -160,15 +162,18 @@ def recommendation_rows(
     batch_users: int = 4096,
     generated_at: datetime | None = None,
     rules: Rules = Rules(),
+    allowed: np.ndarray | None = None,
 ) -> Iterator[RecommendationRow]:
     """Every user's ranked rows, streamed chunk by chunk: the scorer's top ``k + rules.margin``
-    candidates re-ranked by ``rules`` (the default ``Rules()`` is the plain top ``k``), each with a reason."""
+    candidates re-ranked by ``rules`` (the default ``Rules()`` is the plain top ``k``), each with a reason.
+    ``allowed`` (V,) bool limits the candidates to those items (the run's catalogue)."""
     stamp = utc(generated_at or now())
     ids = [""] + scorer.vocab.item_ids  # item id per item index
     names = [""] + [titles.get(i) or i for i in ids[1:]]  # display name per item index
     catalogue = _Catalogue.of(rules, len(scorer.vocab))
     candidates = min(k + rules.margin, len(scorer.vocab) - 1)
-    for offset, cand, cand_scores in scorer.recommend(histories, k=candidates, exclude=exclude, batch_users=batch_users):
+    only = {"allowed": allowed} if allowed is not None else {}  # scorers without a catalogue keep their signature
+    for offset, cand, cand_scores in scorer.recommend(histories, k=candidates, exclude=exclude, batch_users=batch_users, **only):
         chunk = range(offset, offset + cand.shape[0])
         users = [histories.user_ids[u] for u in chunk]
         h_items = histories.items[offset : chunk.stop]
@@ -202,6 +207,7 @@ def champion_rows(
     path both the nightly publish and the hourly refresh take, so they never rank differently.
     """
     from recsys_tasks.data.sequences import build_sequences
+    from recsys_tasks.serving.eligibility import catalogue_mask
 
     histories = build_sequences(events, recommender.vocab, users=users)
     rules = prepare_rules(
@@ -224,6 +230,7 @@ def champion_rows(
         titles=dict(zip(items["item_id"].astype(str), items["title"].fillna("").astype(str), strict=True)),
         batch_users=config.batch_users,
         rules=rules,
+        allowed=catalogue_mask(recommender.vocab, items),
     )
 
 

@@ -101,10 +101,12 @@ class Recommender:
         exclude: Sequence[Collection[int]] | None = None,
         batch_users: int = 4096,
         item_chunk: int = ITEM_CHUNK,
+        allowed: np.ndarray | None = None,
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Yield ``(offset, top-k indices (B, k) int64, scores (B, k) float32)`` per chunk of users.
 
-        Padding (index 0) and ``exclude[u]`` are never returned. A user with fewer than ``k``
+        Padding (index 0), ``exclude[u]`` and the items ``allowed`` ((V,) bool, e.g. the run's
+        catalogue) marks False are never returned. A user with fewer than ``k``
         eligible items gets the eligible ones followed by index 0 with score ``-inf``. Scores are
         computed ``item_chunk`` catalogue items at a time and merged into a running top-k, so memory
         is (batch_users, item_chunk + k) whatever the catalogue size.
@@ -114,16 +116,18 @@ class Recommender:
             raise ValueError(f"k={k} must be between 1 and the catalogue size {num_real}")
         if exclude is not None and len(exclude) != len(histories):
             raise ValueError(f"exclude has {len(exclude)} rows but histories has {len(histories)} users")
+        blocked = None if allowed is None else torch.from_numpy(~np.asarray(allowed, dtype=bool)).to(self.device)
         for start in range(0, len(histories), batch_users):
             stop = min(start + batch_users, len(histories))
             chunk = histories.subset(range(start, stop))
             excluded = _excluded_cells(exclude[start:stop] if exclude is not None else None, len(self.vocab))
-            top_scores, top_idx = self._running_topk(chunk, k=k, excluded=excluded, item_chunk=item_chunk)
+            top_scores, top_idx = self._running_topk(chunk, k=k, excluded=excluded, item_chunk=item_chunk, blocked=blocked)
             top_idx = top_idx.masked_fill(torch.isinf(top_scores) & (top_scores < 0), 0)
             yield start, top_idx.cpu().numpy().astype(np.int64), top_scores.float().cpu().numpy()
 
     def _running_topk(
-        self, histories: SequenceData, *, k: int, excluded: tuple[torch.Tensor, torch.Tensor], item_chunk: int
+        self, histories: SequenceData, *, k: int, excluded: tuple[torch.Tensor, torch.Tensor], item_chunk: int,
+        blocked: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Best ``k`` (scores, indices) per history over the catalogue, one slice of items at a time."""
         B, V = len(histories), len(self.vocab)
@@ -136,6 +140,8 @@ class Recommender:
             scores = self._slice_scores(hidden, lo, hi, B)  # (B, n)
             here = (ex_cols >= lo) & (ex_cols < hi)
             scores[ex_rows[here], ex_cols[here] - lo] = float("-inf")
+            if blocked is not None:
+                scores[:, blocked[lo:hi]] = float("-inf")
             cand_s = torch.cat([best_s, scores], dim=1)
             cand_i = torch.cat([best_i, torch.arange(lo, hi, device=self.device).expand(B, -1)], dim=1)
             best_s, pos = torch.topk(cand_s, k, dim=1)

@@ -6,11 +6,11 @@ publication's data (midnight of its as-of date: older events are already in it).
 history is rebuilt from ``window.history_days`` before the interval up to ``end``, so the refreshed
 rows are what the nightly publish would have written with tonight's events included.
 
-The rows are written in one transaction: stage them (PostgreSQL: a temporary table loaded with
-``COPY``), delete those users' rows of that as-of date, insert the staged rows and adjust the
-publication's ``users``/``rows`` counts. A reader sees every refreshed user's old rows or new rows,
-never a mix, and the publication row always matches its rows. Rerunning a refresh for the same
-interval rewrites the same users with the same recommendations.
+The rows are written in one transaction (``data.publication.replace_user_rows``): a reader sees
+every refreshed user's old rows or new rows, never a mix, and the publication row always matches
+its rows. Rerunning a refresh for the same interval rewrites the same users with the same
+recommendations. The rows are checked like a nightly publish's (``data.publish_safety``): a broken
+model's short lists never replace good ones, and the refresh fails instead, naming the user.
 """
 
 from __future__ import annotations
@@ -21,12 +21,9 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
 
 from recsys_tasks.config import RecsysConfig
-from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
-from recsys_tasks.sqlfiles import load_sql, split_statements, statement
 from recsys_tasks.stages.context import RunContext
 from recsys_tasks.timeutil import as_date, day_start, utc
 
@@ -52,43 +49,9 @@ class RefreshResult:
         return asdict(self)
 
 
-
-def read_active_histories(
-    engine: sa.Engine, config: RecsysConfig, *, history_start: datetime, since: datetime, end: datetime
-) -> pd.DataFrame:
-    """Canonical events in ``[history_start, end)`` of the users with an item event in ``[since, end)``."""
-    from recsys_tasks.data.snapshot import EVENTS_SCHEMA, to_arrow
-    from recsys_tasks.data.warehouse import bind_timestamp, check_source_tables, table_ref
-
-    cfg = config.warehouse
-    check_source_tables(engine, cfg)
-    sql = load_sql(
-        "select_refresh_events",
-        dialect=engine.dialect.name,
-        events=table_ref(cfg.source_schema, cfg.events_table),
-        **{c: cfg.event_column(c) for c in EVENT_COLUMNS},
-    )
-    params = {k: bind_timestamp(engine, v) for k, v in (("history_start", history_start), ("since", since), ("end", end))}
-    with engine.connect() as conn:
-        frame = pd.read_sql_query(sa.text(sql), conn, params=params)
-    return to_arrow(frame, EVENTS_SCHEMA, label="events").to_pandas()
-
-
-def read_catalogue(engine: sa.Engine, config: RecsysConfig, end: datetime) -> pd.DataFrame:
-    """The canonical item catalogue as known at ``end``."""
-    from recsys_tasks.data.snapshot import ITEMS_SCHEMA, to_arrow
-    from recsys_tasks.data.warehouse import bind_timestamp, table_ref
-
-    cfg = config.warehouse
-    sql = load_sql(
-        "select_items",
-        dialect=engine.dialect.name,
-        items=table_ref(cfg.source_schema, cfg.items_table),
-        **{c: cfg.item_column(c) for c in ITEM_COLUMNS},
-    )
-    with engine.connect() as conn:
-        frame = pd.read_sql_query(sa.text(sql), conn, params={"end": bind_timestamp(engine, end)})
-    return to_arrow(frame, ITEMS_SCHEMA, label="items").to_pandas()
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Re-score users with events in the run's interval into the latest publication (no training)."""
+    return refresh_publication(ctx.engine, ctx.config, start=ctx.interval_start, end=ctx.interval_end, run_id=ctx.run_id).to_dict()
 
 
 def refresh_publication(
@@ -100,8 +63,12 @@ def refresh_publication(
     run_id: str,
 ) -> RefreshResult:
     """Re-score the users with item events in ``[start, end)`` into the latest publication."""
+    from recsys_tasks.data.publication import latest_publication, replace_user_rows
+    from recsys_tasks.data.publish_safety import PublishPolicy
+    from recsys_tasks.data.snapshot import read_active_histories, read_catalogue
     from recsys_tasks.data.warehouse import ensure_output_schema
-    from recsys_tasks.registry import get_champion
+    from recsys_tasks.registry import champion_at
+    from recsys_tasks.serving.eligibility import list_spec
     from recsys_tasks.serving.ranking import champion_rows
     from recsys_tasks.serving.recommender import load_recommender
 
@@ -109,16 +76,14 @@ def refresh_publication(
     start, end = utc(start), utc(end)
     schema = config.warehouse.output_schema
     ensure_output_schema(engine, schema)
-    with engine.connect() as conn:
-        latest = conn.execute(statement("select_latest_publication", schema=schema)).first()
+    latest = latest_publication(engine, schema)
     if latest is None:
         return _skip(end, "there is no publication yet; the nightly recsys_retrain run writes the first one")
     as_of = as_date(latest.as_of)
-    published_until = day_start(as_of)
-    since = max(start, published_until)
+    since = max(start, day_start(as_of))
     if since >= end:
-        return _skip(end, f"the publication of {as_of} already covers events before {published_until:%Y-%m-%d %H:%M}", as_of=as_of)
-    champion = get_champion(engine, schema)
+        return _skip(end, f"the publication of {as_of} already covers events before {day_start(as_of):%Y-%m-%d %H:%M}", as_of=as_of)
+    champion = champion_at(engine, schema, as_of)  # the champion of the publication's date
     if champion is None or champion.model_version != latest.model_version:
         # One publication is one model's output: a new champion publishes through recsys_retrain.
         return _skip(
@@ -128,34 +93,38 @@ def refresh_publication(
             as_of=as_of,
         )
     history_start = start - timedelta(days=config.window.history_days)
-    events = read_active_histories(engine, config, history_start=history_start, since=since, end=end)
+    events = read_active_histories(engine, config.warehouse, history_start=history_start, since=since, end=end)
     if events.empty:
         return _skip(end, f"no user has item events in [{since:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})", as_of=as_of, since=since)
-    recommender = load_recommender(champion.model_dir, device=config.train.device)
+    recommender = load_recommender(champion.verified_dir(), device=config.train.device)
+    catalogue, users = read_catalogue(engine, config.warehouse, end=end), sorted(set(events["user_id"].astype(str)))
     k = min(int(latest.top_k), len(recommender.vocab) - 1)
     # The nightly publish's path, rules included; trending counts come from the refreshed users' events.
     rows = champion_rows(
-        recommender, events, read_catalogue(engine, config, end), users=sorted(set(events["user_id"].astype(str))),
-        config=config.publish, k=k, as_of=as_of, run_id=run_id, model_version=champion.model_version,
+        recommender, events, catalogue, users=users, config=config.publish, k=k, as_of=as_of, run_id=run_id,
+        model_version=champion.model_version,
     )
-    written = _replace_rows(engine, schema, rows, as_of=as_of, model_version=champion.model_version)
-    if written is None:
+    replaced = replace_user_rows(
+        engine, schema, rows, as_of=as_of, model_version=champion.model_version,
+        spec=list_spec(recommender.vocab, events, catalogue, users=users, config=config.publish, k=k),
+        policy=PublishPolicy.from_config(config.publish),
+    )
+    if replaced is None:
         return _skip(end, f"the publication of {as_of} changed while refreshing; the next refresh retries", as_of=as_of, since=since)
-    n_rows, n_users, old_rows, old_users = written
     result = RefreshResult(
         as_of=as_of.isoformat(),
         model_version=champion.model_version,
         since=since.isoformat(),
         end=end.isoformat(),
-        users=n_users,
-        rows=n_rows,
-        replaced_rows=old_rows,
-        new_users=n_users - old_users,
+        users=replaced.users,
+        rows=replaced.rows,
+        replaced_rows=replaced.old_rows,
+        new_users=replaced.users - replaced.old_users,
         seconds=round(time.monotonic() - started, 3),
     )
     log.info(
         "refreshed %d users (%d new to the publication) of the publication of %s with %s: %d rows in %.1fs",
-        n_users, n_users - old_users, as_of, champion.model_version, n_rows, result.seconds,
+        result.users, result.new_users, as_of, champion.model_version, result.rows, result.seconds,
     )
     return result
 
@@ -169,56 +138,3 @@ def _skip(end: datetime, reason: str, *, as_of: date | None = None, since: datet
         end=end.isoformat(),
         skipped=reason,
     )
-
-
-def _replace_rows(
-    engine: sa.Engine, schema: str, rows: Any, *, as_of: date, model_version: str, chunk_rows: int = 50_000
-) -> tuple[int, int, int, int] | None:
-    """Replace the staged users' rows of ``as_of`` in one transaction; ``None`` if the publication changed."""
-    dialect = engine.dialect.name
-    day = as_of.isoformat()
-    with engine.begin() as conn:
-        current = conn.execute(statement("select_publication_for_refresh", dialect=dialect, schema=schema), {"as_of": day}).first()
-        if current is None or current.model_version != model_version:
-            return None
-        for stmt in split_statements(load_sql("create_refresh_stage", dialect=dialect, schema=schema)):
-            conn.exec_driver_sql(stmt)
-        n_rows, users = 0, set()
-        if dialect == "postgresql":
-            with conn.connection.driver_connection.cursor() as cur, cur.copy(load_sql("copy_refresh_stage", dialect=dialect)) as copy:
-                for row in rows:
-                    copy.write_row(row)
-                    n_rows += 1
-                    users.add(row[1])
-        else:
-            from recsys_tasks.data.publication import ROW_COLUMNS, portable_params
-
-            insert = statement("insert_refresh_stage")
-            batch: list[dict[str, Any]] = []
-            for row in rows:
-                batch.append(portable_params(ROW_COLUMNS, row))
-                n_rows += 1
-                users.add(row[1])
-                if len(batch) >= chunk_rows:
-                    conn.execute(insert, batch)
-                    batch = []
-            if batch:
-                conn.execute(insert, batch)
-        old = conn.execute(statement("count_refreshed_rows", schema=schema), {"as_of": day}).one()
-        conn.execute(statement("delete_refreshed_rows", schema=schema), {"as_of": day})
-        conn.execute(statement("insert_refreshed_rows", schema=schema))
-        conn.execute(
-            statement("update_publication_counts", schema=schema),
-            {"as_of": day, "users_delta": len(users) - int(old.n_users), "rows_delta": n_rows - int(old.n_rows)},
-        )
-        if dialect != "postgresql":
-            conn.exec_driver_sql(load_sql("drop_refresh_stage", dialect=dialect))
-    return n_rows, len(users), int(old.n_rows), int(old.n_users)
-
-
-def run(ctx: RunContext) -> dict[str, Any]:
-    """Re-score users with events in the run's interval into the latest publication (no training)."""
-    from recsys_tasks.stages.refresh import refresh_publication
-
-    return refresh_publication(ctx.engine, ctx.config, start=ctx.interval_start, end=ctx.interval_end, run_id=ctx.run_id).to_dict()
-

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from recsys_tasks import stages
 from recsys_tasks.config import RecsysConfig, to_dict
 from recsys_tasks.data import sources, synth
+from recsys_tasks.data.publish_safety import TableBusy, UnsafePublication
 from recsys_tasks.data.sequences import ItemVocab
 from recsys_tasks.data.snapshot import extract_interval
 from recsys_tasks.data.warehouse import create_engine, ensure_output_schema
@@ -175,6 +176,51 @@ def test_refresh_skips_what_it_must_not_touch(pg_shop):
     other = refresh_publication(engine, config, start=HOUR[0], end=HOUR[1], run_id="r-other")
     assert other.skipped and "champion is m-refresh" in other.skipped
     assert _state(engine, schema)[1] == before[1]
+
+
+class CollapsedScores:
+    """Fault injection: the corrupted model of the issue, whose scores are -inf but for one item at 0,
+    so a ranked list is that one item with score 0."""
+
+    def __init__(self, real) -> None:
+        self.real, self.vocab, self.kind = real, real.vocab, real.kind
+
+    def item_vectors(self) -> np.ndarray:
+        return self.real.item_vectors()
+
+    def recommend(self, histories, *, k, exclude=None, batch_users=4096, allowed=None):
+        for start in range(0, len(histories), batch_users):
+            n = min(batch_users, len(histories) - start)
+            top, scores = np.zeros((n, k), dtype=np.int64), np.full((n, k), -np.inf, dtype=np.float32)
+            top[:, 0], scores[:, 0] = 1, 0.0
+            yield start, top, scores
+
+
+def test_refresh_never_replaces_good_lists_with_a_broken_models_short_ones(pg_shop, monkeypatch):
+    from recsys_tasks.serving import recommender as serving
+
+    engine, config, _ = pg_shop
+    schema = config.warehouse.output_schema
+    before = _state(engine, schema)
+    assert {len(recs) for recs in before[1].values()} == {TOP_K}
+    load = serving.load_recommender
+    monkeypatch.setattr(serving, "load_recommender", lambda model_dir, device="auto": CollapsedScores(load(model_dir, device=device)))
+    with pytest.raises(UnsafePublication, match=rf"user '.+' has [12] recommendation\(s\) but min\(top_k={TOP_K}, \d+ items"):
+        refresh_publication(engine, config, start=HOUR[0], end=HOUR[1], run_id="r-broken")
+    assert _state(engine, schema) == before
+
+
+def test_refresh_waits_for_its_publication_then_gives_up_clearly(pg_shop):
+    engine, config, _ = pg_shop
+    schema = config.warehouse.output_schema
+    before = _state(engine, schema)
+    quick = config.with_overrides({"publish": {"lock_timeout_ms": 100, "lock_retries": 1}})
+    with engine.connect() as other:  # e.g. a republish of that date holding its publication row
+        other.execute(sa.text(f'SELECT as_of FROM "{schema}".publications FOR UPDATE'))
+        with pytest.raises(TableBusy, match=rf"another run writing to it .* held {schema}\.recommendations .*the refresh of the publication of 2026-02-01 replaced nothing"):
+            refresh_publication(engine, quick, start=HOUR[0], end=HOUR[1], run_id="r-locked")
+    assert _state(engine, schema) == before
+    assert refresh_publication(engine, quick, start=HOUR[0], end=HOUR[1], run_id="r-locked").skipped is None
 
 
 def test_refresh_without_publication_skips(pg_database_url, tmp_path):
