@@ -21,7 +21,7 @@ if ! airflow dags test recsys_retrain "$LOGICAL_DATE" > "$VAR_DIR/dag-test.log" 
   exit 1
 fi
 # One line per step: the library's progress messages, without the log's timestamp and logger columns.
-grep -aE "recsys_tasks\.(pipeline|train|publish)\]|DagRun Finished" "$VAR_DIR/dag-test.log" \
+grep -aE "recsys_tasks\.(stages\.[a-z_]+|modeling\.training|data\.publication)\]|DagRun Finished" "$VAR_DIR/dag-test.log" \
   | sed -E 's/^[^ ]+ \[[a-z ]+\] (.*) \[(recsys_tasks|airflow)[^]]*\].*$/\1/' | cut -c1-160 || true
 if ! grep -aq "state=success" "$VAR_DIR/dag-test.log"; then
   echo "The DAG run did not succeed; see $VAR_DIR/dag-test.log" >&2
