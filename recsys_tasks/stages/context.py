@@ -10,8 +10,9 @@ Run layout (``<artifact_root>/<dag_id>/<as_of>/<run_id>/``)::
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -29,6 +30,36 @@ EARLIEST_AS_OF = date(1970, 1, 2)
 
 class NothingToPublish(RuntimeError):
     """There is no champion yet, so no recommendations can be published."""
+
+
+class StorageError(RuntimeError):
+    """Reading or writing a run's files failed (disk full, permission, a vanished directory)."""
+
+
+def names_storage_failures(stage: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a stage's ``run`` so an OS-level file failure names the stage, the path and the fix.
+
+    Stages write their files atomically (temporary name, then rename) and change the database
+    only after, so such a failure leaves nothing half-written and the champion untouched.
+    """
+
+    def decorate(run: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(run)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return run(*args, **kwargs)
+            except (ConnectionError, TimeoutError):
+                raise  # network, not storage
+            except OSError as exc:
+                path = exc.filename or "(path not reported)"
+                raise StorageError(
+                    f"{stage}: {exc.strerror or exc} at {path}. Free space or fix the permissions of the artifact "
+                    "store (artifact_root), then rerun the task; the champion and the published tables are unchanged."
+                ) from exc
+
+        return wrapped
+
+    return decorate
 
 
 class RunIntervalError(ValueError):

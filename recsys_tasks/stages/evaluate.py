@@ -9,12 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from recsys_tasks.stages.context import RunContext
+from recsys_tasks.stages.context import RunContext, names_storage_failures
 
 log = logging.getLogger(__name__)
 
 
 
+@names_storage_failures("evaluate")
 def run(
     ctx: RunContext, snapshot: str, challenger_version: str, *, force_promote: bool = False, full_retrain: bool = False
 ) -> dict[str, Any]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from recsys_tasks.stages.context import RunContext
+from recsys_tasks.stages.context import RunContext, names_storage_failures
 
 log = logging.getLogger(__name__)
 
 
+@names_storage_failures("extract")
 def run(ctx: RunContext) -> dict[str, Any]:
     """Stream ``[history_start, interval_end)`` events and the catalogue into the run's snapshot."""
     from recsys_tasks.data.snapshot import extract_interval

@@ -6,11 +6,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from recsys_tasks.stages.context import NothingToPublish, RunContext
+from recsys_tasks.stages.context import NothingToPublish, RunContext, names_storage_failures
 
 log = logging.getLogger(__name__)
 
 
+@names_storage_failures("publish")
 def run(ctx: RunContext, snapshot: str, *, top_k: int | None = None, allow_shrink: bool | None = None) -> dict[str, Any]:
     """Publish the champion's top-K for every user with item events in the snapshot, as of ``ctx.as_of``.
 

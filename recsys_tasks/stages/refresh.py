@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from recsys_tasks.config import RecsysConfig
-from recsys_tasks.stages.context import RunContext
+from recsys_tasks.stages.context import RunContext, names_storage_failures
 from recsys_tasks.timeutil import as_date, day_start, utc
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class RefreshResult:
         return asdict(self)
 
 
+@names_storage_failures("refresh")
 def run(ctx: RunContext) -> dict[str, Any]:
     """Re-score users with events in the run's interval into the latest publication (no training)."""
     return refresh_publication(ctx.engine, ctx.config, start=ctx.interval_start, end=ctx.interval_end, run_id=ctx.run_id).to_dict()

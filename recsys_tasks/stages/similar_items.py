@@ -6,11 +6,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from recsys_tasks.stages.context import NothingToPublish, RunContext
+from recsys_tasks.stages.context import NothingToPublish, RunContext, names_storage_failures
 
 log = logging.getLogger(__name__)
 
 
+@names_storage_failures("similar_items")
 def run(ctx: RunContext, snapshot: str) -> dict[str, Any]:
     """Publish the champion's top-N similar items of every catalogue item, as of ``ctx.as_of``."""
     import numpy as np

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from recsys_tasks.config import RecsysConfig, to_dict
-from recsys_tasks.stages.context import RunContext
+from recsys_tasks.stages.context import RunContext, names_storage_failures
 
 log = logging.getLogger(__name__)
 
 
+@names_storage_failures("train")
 def run(ctx: RunContext, snapshot: str, *, full_retrain: bool | None = None) -> dict[str, Any]:
     """Fine-tune the champion of the day before (or train from scratch) on events before the cutoff; register it."""
     from recsys_tasks.data.warehouse import ensure_output_schema

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recsys_tasks.stages.context import RunContext
+from recsys_tasks.stages.context import RunContext, names_storage_failures
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@names_storage_failures("validate")
 def run(ctx: RunContext, snapshot: str) -> dict[str, Any]:
     """Clean and validate the snapshot; persist the results; raise on a blocking failure."""
     from recsys_tasks.data.snapshot import read_snapshot

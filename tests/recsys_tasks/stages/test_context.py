@@ -54,3 +54,30 @@ def test_repr_never_shows_the_warehouse_password() -> None:
     )
     assert "s3cret-pw" not in repr(ctx) and "s3cret-pw" not in str(ctx)
     assert ctx.as_of == date(2026, 2, 1)
+
+
+def test_a_storage_failure_names_the_stage_and_path(tmp_path, sqlite_url) -> None:
+    """A vanished or unwritable artifact store is a StorageError naming the stage, not a bare OSError."""
+    from recsys_tasks import stages
+    from recsys_tasks.config import RecsysConfig
+    from recsys_tasks.data import sources, synth
+    from recsys_tasks.data.warehouse import create_engine
+    from recsys_tasks.stages.context import StorageError
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the artifact store should be")
+    cfg = RecsysConfig.from_mapping({"artifact_root": str(blocker / "artifacts")})
+    events, items = synth.generate(
+        n_users=5, n_items=5, start=datetime(2026, 1, 30, tzinfo=timezone.utc),
+        end=datetime(2026, 2, 1, tzinfo=timezone.utc), events_per_user_per_day=1.0, seed=1,
+    )
+    engine = create_engine(sqlite_url)
+    sources.load(engine, events, items)
+    engine.dispose()
+    ctx = RunContext("recsys_retrain", "r", datetime(2026, 1, 31, tzinfo=timezone.utc), datetime(2026, 2, 1, tzinfo=timezone.utc), sqlite_url, cfg)
+    try:
+        with pytest.raises(StorageError, match=r"^extract: .* at .*not-a-directory") as info:
+            stages.extract.run(ctx)
+        assert "artifact_root" in str(info.value) and "unchanged" in str(info.value)
+    finally:
+        ctx.dispose()
