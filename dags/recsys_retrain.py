@@ -66,6 +66,7 @@ def _context(context: dict[str, Any]) -> Any:
         "full_retrain": Param(False, type="boolean", description="Train from scratch instead of fine-tuning the champion."),
         "force_promote": Param(False, type="boolean", description="Promote tonight's challenger whatever its metrics."),
         "dry_run": Param(False, type="boolean", description="Train and evaluate only: no promotion, no publication."),
+        "allow_shrink": Param(False, type="boolean", description="Publish even if it has far fewer users or rows than the previous date (publish.max_shrink_share); for a catalogue or audience that really shrank."),
     },
 )
 def recsys_retrain() -> None:
@@ -127,7 +128,9 @@ def recsys_retrain() -> None:
         if context["params"]["dry_run"]:
             raise AirflowSkipException("dry run: nothing is published")
 
-        published = stages.publish.run(_context(context), validated["snapshot"])
+        published = stages.publish.run(
+            _context(context), validated["snapshot"], allow_shrink=context["params"]["allow_shrink"] or None
+        )
         context["outlet_events"][RECOMMENDATIONS].extra = {"as_of": published["as_of"], "model_version": published["model_version"]}
         return published
 
