@@ -109,7 +109,7 @@ class Recommender:
         catalogue) marks False are never returned. A user with fewer than ``k``
         eligible items gets the eligible ones followed by index 0 with score ``-inf``. Scores are
         computed ``item_chunk`` catalogue items at a time and merged into a running top-k, so memory
-        is (batch_users, item_chunk + k) whatever the catalogue size.
+        is (batch_users, item_chunk) whatever the catalogue size.
         """
         num_real = len(self.vocab) - 1
         if not 1 <= k <= num_real:
@@ -142,8 +142,10 @@ class Recommender:
             scores[ex_rows[here], ex_cols[here] - lo] = float("-inf")
             if blocked is not None:
                 scores[:, blocked[lo:hi]] = float("-inf")
-            cand_s = torch.cat([best_s, scores], dim=1)
-            cand_i = torch.cat([best_i, torch.arange(lo, hi, device=self.device).expand(B, -1)], dim=1)
+            # The slice's own top-k first, so the merge touches (B, 2k) values, not (B, k + n).
+            slice_s, slice_i = torch.topk(scores, min(k, hi - lo), dim=1)
+            cand_s = torch.cat([best_s, slice_s], dim=1)
+            cand_i = torch.cat([best_i, slice_i + lo], dim=1)
             best_s, pos = torch.topk(cand_s, k, dim=1)
             best_i = torch.gather(cand_i, 1, pos)
         return best_s, best_i
