@@ -32,8 +32,8 @@ def run(ctx: RunContext, snapshot: str, *, top_k: int | None = None, allow_shrin
     champion = champion_at(ctx.engine, ctx.schema, ctx.as_of)  # point in time: the champion of this date
     if champion is None:
         raise NothingToPublish(
-            "there is no champion model yet (the first challenger did not beat most-popular); nothing was "
-            "published. Inspect the evaluations table, or rerun with force_promote=true to accept it."
+            f"there is no champion for as-of {ctx.as_of} (no challenger up to that date beat most-popular); nothing "
+            "was published. Inspect the evaluations table, or rerun with force_promote=true to accept it."
         )
     events, items = read_snapshot(Path(snapshot))
     recommender = load_recommender(champion.verified_dir(), device=ctx.config.train.device)
