@@ -24,7 +24,6 @@ from recsys_tasks.data.warehouse import (
     bind_timestamp,
     check_source_tables,
     describe,
-    naive_timestamp_zone,
     table_ref,
 )
 from recsys_tasks.sqlfiles import load_sql
@@ -83,10 +82,10 @@ def extract_interval(
     Rows are fetched in chunks of ``cfg.chunk_rows`` with a server-side cursor and written as they
     arrive, so memory is bounded by the chunk size. Rerunning overwrites the same files.
     """
-    check_source_tables(engine, cfg)
+    zones = check_source_tables(engine, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     events_sql, items_sql = _events_sql(engine, cfg, "select_events"), _items_sql(engine, cfg)
-    ev_zone, it_zone = naive_timestamp_zone(engine, cfg, "events"), naive_timestamp_zone(engine, cfg, "items")
+    ev_zone, it_zone = zones["events"], zones["items"]
     params = {"start": bind_timestamp(engine, start, naive_zone=ev_zone), "end": bind_timestamp(engine, end, naive_zone=ev_zone)}
     snapshot = Snapshot(out_dir, 0, 0)
     n_events = _stream_to_parquet(
@@ -104,8 +103,7 @@ def read_active_histories(
     engine: sa.Engine, cfg: WarehouseConfig, *, history_start: datetime, since: datetime, end: datetime
 ) -> pd.DataFrame:
     """Canonical events in ``[history_start, end)`` of the users with an item event in ``[since, end)``."""
-    check_source_tables(engine, cfg)
-    zone = naive_timestamp_zone(engine, cfg, "events")
+    zone = check_source_tables(engine, cfg)["events"]
     bounds = {"history_start": history_start, "since": since, "end": end}
     with engine.connect() as conn:
         frame = pd.read_sql_query(
@@ -117,7 +115,7 @@ def read_active_histories(
 
 def read_catalogue(engine: sa.Engine, cfg: WarehouseConfig, *, end: datetime) -> pd.DataFrame:
     """The canonical item catalogue as known at ``end``."""
-    zone = naive_timestamp_zone(engine, cfg, "items")
+    zone = check_source_tables(engine, cfg)["items"]
     with engine.connect() as conn:
         frame = pd.read_sql_query(
             sa.text(_items_sql(engine, cfg)), conn, params={"end": bind_timestamp(engine, end, naive_zone=zone)}

@@ -228,14 +228,17 @@ def _applied_version(bind: sa.Engine | sa.Connection, schema: str) -> str | None
 TIMESTAMP_COLUMNS = {"events": "event_ts", "items": "created_at"}
 
 
-def check_source_tables(engine: sa.Engine, cfg: WarehouseConfig) -> None:
+def check_source_tables(engine: sa.Engine, cfg: WarehouseConfig) -> dict[str, str | None]:
     """Raise ``WarehouseError`` naming the table or column when the source does not match the config.
 
     Besides presence, timestamp columns are checked: a ``timestamp without time zone`` (``DATETIME``)
     column is refused unless ``warehouse.naive_timestamps_are`` says which zone its values are in,
     because the database would compare it in its session's time zone and shift the interval.
+    Returns, per table kind (``events``, ``items``), that zone when its timestamp column is naive,
+    else None: what extraction binds and reads its timestamps in.
     """
     inspector = sa.inspect(engine)
+    zones: dict[str, str | None] = {}
     for kind, table, mapping in (
         ("events", cfg.events_table, {c: cfg.event_column(c) for c in EVENT_COLUMNS}),
         ("items", cfg.items_table, {c: cfg.item_column(c) for c in ITEM_COLUMNS}),
@@ -256,23 +259,16 @@ def check_source_tables(engine: sa.Engine, cfg: WarehouseConfig) -> None:
                 "own names in warehouse.event_columns / warehouse.item_columns."
             )
         ts_column = mapping[TIMESTAMP_COLUMNS[kind]]
-        if _is_naive_timestamp(columns[ts_column]) and cfg.naive_timestamps_are is None:
+        naive = _is_naive_timestamp(columns[ts_column])
+        if naive and cfg.naive_timestamps_are is None:
             raise WarehouseError(
                 f"column {ts_column} of {where_table} is a timestamp without time zone ({columns[ts_column]}), so "
                 f"the database would read it in its session's time zone and shift the run's interval. Set "
                 "warehouse.naive_timestamps_are to the zone its values are written in (e.g. UTC), or expose a "
                 "view that converts it to timestamp with time zone."
             )
-
-
-def naive_timestamp_zone(engine: sa.Engine, cfg: WarehouseConfig, kind: str) -> str | None:
-    """The configured zone of ``kind``'s (``events``/``items``) timestamp column when it is naive, else None."""
-    if cfg.naive_timestamps_are is None:
-        return None
-    table = cfg.events_table if kind == "events" else cfg.items_table
-    column = (cfg.event_column if kind == "events" else cfg.item_column)(TIMESTAMP_COLUMNS[kind])
-    types = {c["name"]: c["type"] for c in sa.inspect(engine).get_columns(table, schema=cfg.source_schema)}
-    return cfg.naive_timestamps_are if _is_naive_timestamp(types.get(column)) else None
+        zones[kind] = cfg.naive_timestamps_are if naive else None
+    return zones
 
 
 def _is_naive_timestamp(column_type: Any) -> bool:

@@ -188,12 +188,7 @@ class TiedItemOutput(nn.Module):
     ) -> torch.Tensor:
         """Scores (B, V) of the item after each right-padded history of ``lengths`` real items."""
         h_last = self.last_hidden(items, event_types, time_gaps, lengths)  # (B, C)
-        scores = self.score(h_last.float())  # (B, V)
-        if self.repeat_bias is not None:
-            seen = torch.zeros_like(scores).scatter_(1, items, 1.0)  # (B, V): in the history at all
-            scores = scores + self.repeat_bias.float() * seen
-            scores[:, 0] = float("-inf")
-        return scores
+        return self.score_items(h_last, items, 0, self.num_items)  # (B, V)
 
 
 class SeqRecModel(TiedItemOutput):
