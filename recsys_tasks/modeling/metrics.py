@@ -12,19 +12,6 @@ from collections.abc import Collection, Hashable, Sequence
 import numpy as np
 
 
-def ranking_metrics(
-    ranked: np.ndarray | Sequence[Sequence[Hashable]],
-    relevant: Sequence[Collection[Hashable]] | np.ndarray,
-    *,
-    k: int,
-) -> dict[str, float]:
-    """Mean HR@k, NDCG@k and MRR@k over users; ``ranked[u]`` is best first, ``relevant[u]`` a set.
-
-    Items may be model indices or item-id strings; a user with no relevant item counts as a miss.
-    """
-    return {name: float(values.mean()) if values.size else 0.0 for name, values in per_user_metrics(ranked, relevant, k=k).items()}
-
-
 def per_user_metrics(
     ranked: np.ndarray | Sequence[Sequence[Hashable]],
     relevant: Sequence[Collection[Hashable]] | np.ndarray,

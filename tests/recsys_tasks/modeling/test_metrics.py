@@ -7,13 +7,21 @@ import math
 import numpy as np
 import pytest
 
-from recsys_tasks.modeling.metrics import coverage, metrics_from_ranks, rank_of_targets, ranking_metrics
+from recsys_tasks.modeling.metrics import coverage, metrics_from_ranks, per_user_metrics, rank_of_targets
+
+
+def ranking_metrics(ranked, relevant, *, k):
+    """Mean of each per-user metric, as evaluation reports it."""
+    return {name: float(values.mean()) for name, values in per_user_metrics(ranked, relevant, k=k).items()}
 
 
 def test_single_relevant_item_matches_textbook_leave_one_out():
     # user 0: hit at rank 2; user 1: hit at rank 1; user 2: miss (relevant item not in the top 3)
     ranked = [[5, 7, 9], [3, 1, 2], [4, 6, 8]]
     relevant = [[7], [3], [1]]
+    per_user = per_user_metrics(ranked, relevant, k=3)
+    assert per_user["hr@3"].tolist() == [1.0, 1.0, 0.0]
+    assert per_user["mrr@3"].tolist() == [0.5, 1.0, 0.0]
     m = ranking_metrics(ranked, relevant, k=3)
     assert m["hr@3"] == pytest.approx(2 / 3)
     assert m["ndcg@3"] == pytest.approx((1 / math.log2(3) + 1.0) / 3)
