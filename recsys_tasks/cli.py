@@ -74,10 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", parents=[common], help="list the model registry, or verify every version's files")
     models.add_argument("action", nargs="?", choices=["list", "verify"], default="list")
     tr = sub.add_parser("train", parents=[common], help="train on a run snapshot (what the train task runs; use under torchrun for DDP)")
-    tr.add_argument("--snapshot", required=True, type=Path, help="a run's clean/ snapshot directory")
+    tr.add_argument("--snapshot", required=True, help="a run's clean/ snapshot directory (a path or an artifact-store URI)")
     tr.add_argument("--cutoff", required=True, help="ISO timestamp: only events before it are trained on")
     tr.add_argument("--out", required=True, type=Path, help="where the model directory is written")
     tr.add_argument("--init-from", type=Path, help="model directory to warm-start from (the champion)")
+    tr.add_argument("--checkpoints", help="artifact-store URI each epoch's checkpoint is copied to and resumed from")
+    tr.add_argument(
+        "--node-rank", type=int, help="this machine's rank 0..train.nnodes-1 in a multi-node training "
+        "(0 hosts the rendezvous at train.rdzv_endpoint; default: torchrun decides by host name)",
+    )
     rb = sub.add_parser("rollback", parents=[common], help="make a previous model version champion and republish with it")
     rb.add_argument("--to", required=True, metavar="MODEL_VERSION")
     rb.add_argument("--no-republish", action="store_true", help="only change the champion")
@@ -106,10 +111,13 @@ def _models(engine: sa.Engine, cfg: RecsysConfig, *, verify: bool) -> int:
         rows = [(r.model_version, r.status, r.parent_version, r.as_of, r.metrics.get(metric), r.decision) for r in records]
         print(format_table(["model_version", "status", "parent", "as_of", metric, "decision"], rows))
         return 0
+    from recsys_tasks.storage import ArtifactStore
+
+    store = ArtifactStore.from_config(cfg)
     rows, failed = [], 0
     for r in records:
         try:
-            r.verified_dir()
+            r.verified_dir(store)
             rows.append((r.model_version, r.status, "ok", ""))
         except ModelIntegrityError as exc:
             failed += 1
@@ -169,7 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         cutoff = datetime.fromisoformat(args.cutoff)
         cutoff = utc(cutoff)
-        summary = train_from_snapshot(cfg, snapshot=args.snapshot, cutoff=cutoff, out_dir=args.out, init_from=args.init_from)
+        summary = train_from_snapshot(
+            cfg, snapshot=args.snapshot, cutoff=cutoff, out_dir=args.out, init_from=args.init_from,
+            node_rank=args.node_rank, checkpoints=args.checkpoints,
+        )
         log.info("trained: %s", summary["metrics"])
         return 0
     if args.command == "rollback":

@@ -166,6 +166,10 @@ class TrainConfig(_Section):
     compile: bool = False
     full_retrain: bool = False
     nproc_per_node: PositiveInt = Field(1, description="1 trains in the task's own process")
+    nnodes: PositiveInt = Field(1, description="machines that train together")
+    rdzv_endpoint: str | None = Field(None, description="host:port where the nodes meet")
+    rdzv_id: str | None = Field(None, description="null derives it from the run's train directory")
+    rdzv_join_timeout_s: PositiveInt = 600
     replay_fraction: Fraction = 1.0
     fine_tune_epochs: PositiveInt = 5
     max_train_seconds: float | None = None
@@ -177,6 +181,30 @@ class TrainConfig(_Section):
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
             raise ValueError("use auto, cpu, cuda or cuda:N")
         return device
+
+    @field_validator("rdzv_endpoint")
+    @classmethod
+    def _host_port(cls, endpoint: str | None) -> str | None:
+        match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})", endpoint or "")
+        if endpoint is not None and not (match and 0 < int(match[2]) < 65536):
+            raise ValueError("use host:port (a name, an IPv4 address or a [bracketed] IPv6 one, and a port)")
+        return endpoint
+
+    @field_validator("rdzv_id")
+    @classmethod
+    def _plain_id(cls, rdzv_id: str | None) -> str | None:
+        if rdzv_id is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", rdzv_id):
+            raise ValueError("use letters, digits, '_', '.' and '-' (at most 128)")
+        return rdzv_id
+
+    @model_validator(mode="after")
+    def _nodes_can_meet(self) -> TrainConfig:
+        if self.nnodes > 1 and self.rdzv_endpoint is None:
+            raise ConfigError(
+                f"train.rdzv_endpoint is required with train.nnodes={self.nnodes}: set it to host:port of "
+                "the node that hosts the rendezvous, reachable from every node (e.g. trainer-0:29400)"
+            )
+        return self
 
 
 class EvaluationConfig(_Section):
@@ -219,6 +247,7 @@ class PublishConfig(_Section):
     top_k: PositiveInt = 20
     exclude_event_types: EventTypes = ("purchase",)
     batch_users: PositiveInt = 4096
+    shards: PositiveInt = Field(1, description="user-hash shards ranked by parallel mapped tasks")
     candidate_margin: NonNegativeInt = 20
     demote_after: PositiveInt | None = Field(3, description="null switches demotion off")
     demote_factor: Fraction = Field(0.5, description="0 removes a demoted item, 1 keeps it as is")
@@ -251,6 +280,10 @@ class RecsysConfig(_Section):
     _section: ClassVar[str] = ""
 
     artifact_root: str = "var/artifacts"
+    #: fsspec options for a remote artifact_root (e.g. ``{"endpoint_url": ...}`` for S3-compatible
+    #: stores); credentials belong in the environment (AWS_ACCESS_KEY_ID, ...), not here.
+    artifact_storage_options: dict[str, Any] = Field(default_factory=dict)
+    local_cache_dir: str | None = None
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     window: WindowConfig = Field(default_factory=WindowConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
@@ -259,6 +292,22 @@ class RecsysConfig(_Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+    @field_validator("artifact_root")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if "://" in value:
+            import fsspec
+
+            protocol = value.split("://", 1)[0]
+            try:
+                fsspec.get_filesystem_class(protocol)
+            except (ValueError, ImportError) as exc:
+                raise ValueError(
+                    f"{value!r} names a storage protocol fsspec cannot use ({exc}); use a local path or an "
+                    "installed fsspec filesystem (s3:// needs s3fs, gs:// gcsfs, az:// adlfs)"
+                ) from None
+        return value
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> RecsysConfig:

@@ -5,8 +5,9 @@ NDCG@10 (samples and validation split: ``windows``; where weights start: ``warm_
 
 After every epoch the ``TrainState`` is written to ``out_dir/checkpoint``; a killed run called again
 with the same ``out_dir`` and configs resumes from it, and per-epoch reseeding makes the resumed run
-reproduce the uninterrupted one. Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in
-DDP, each rank trains on its share of the windows, and only rank 0 writes files.
+reproduce the uninterrupted one. Under ``torchrun`` (``WORLD_SIZE > 1``, one node or several) the
+model is wrapped in DDP, each rank trains on its own slice of every epoch's windows (``distributed``),
+and only rank 0 writes files while the others wait for it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,12 @@ from recsys_tasks.data.sequences import ItemVocab, SequenceData
 from recsys_tasks.modeling.artifacts import resolve_device, save_model
 from recsys_tasks.modeling.baselines import popularity_counts
 from recsys_tasks.modeling.checkpoint import CHECKPOINT_DIR, TrainState, fingerprint, seed_everything
+from recsys_tasks.modeling.distributed import (
+    agree_across_ranks,
+    rank_batches,
+    steps_per_epoch,
+    wait_for_rank0,
+)
 from recsys_tasks.modeling.metrics import metrics_from_ranks, rank_of_targets
 from recsys_tasks.modeling.warm_start import Start, starting_model
 from recsys_tasks.modeling.windows import TrainError, TrainingData, collate, history_batch, prepare
@@ -70,22 +77,18 @@ class EpochPlan:
     rank: int = 0
 
     @property
-    def per_rank(self) -> int:
-        """Windows each rank trains on per epoch (equal shares, so DDP's all-reduces pair up)."""
-        return len(self.data.windows) // self.world
-
-    @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(self.per_rank / self.cfg.batch_size)
+        """The same on every rank, so DDP's all-reduces pair up."""
+        return steps_per_epoch(len(self.data.windows), batch_size=self.cfg.batch_size, world=self.world)
 
     @property
     def total_steps(self) -> int:
         return self.epochs * self.steps_per_epoch
 
-    def order(self, rng: np.random.Generator) -> np.ndarray:
-        """This rank's windows for the epoch, shuffled by ``rng``."""
+    def batches(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """This rank's batches of window indices for the epoch, shuffled by ``rng``."""
         order = rng.permutation(len(self.data.windows))
-        return order[self.rank :: self.world][: self.per_rank]
+        return rank_batches(order, batch_size=self.cfg.batch_size, world=self.world, rank=self.rank)
 
     def time_used(self) -> float:
         """Fraction of ``max_train_seconds`` spent (0 without a cap)."""
@@ -161,12 +164,12 @@ def _step(state: TrainState, plan: EpochPlan, rows: np.ndarray) -> float:
 
 def _run_epoch(state: TrainState, plan: EpochPlan) -> tuple[float, int, float]:
     """One pass over this rank's share of the windows; returns (mean loss, sequences seen, seconds)."""
-    order = plan.order(state.reseed())
+    epoch_batches = plan.batches(state.reseed())
     state.model.train()
     start = last_log = time.monotonic()
     total_loss, batches, seen = 0.0, 0, 0
-    for i in range(0, len(order), plan.cfg.batch_size):
-        rows = plan.data.windows[order[i : i + plan.cfg.batch_size]]
+    for indices in epoch_batches:
+        rows = plan.data.windows[indices]
         total_loss += _step(state, plan, rows)
         batches += 1
         seen += len(rows)
@@ -182,6 +185,11 @@ def _run_epoch(state: TrainState, plan: EpochPlan) -> tuple[float, int, float]:
                 "max_train_seconds reached in epoch %d at step %d; stopping", state.epoch + 1, state.step
             )
             break
+    if plan.world > 1:
+        log.info(
+            "rank %d of world %d: epoch %d trained on %d of %d windows",
+            plan.rank, plan.world, state.epoch + 1, seen, len(plan.data.windows),
+        )
     return total_loss / max(1, batches), seen, time.monotonic() - start
 
 
@@ -195,7 +203,9 @@ def _on_any_rank(flag: bool, plan: EpochPlan) -> bool:
     return bool(t.item())
 
 
-def _fit(state: TrainState, plan: EpochPlan, ckpt: Path) -> tuple[int, float]:
+def _fit(
+    state: TrainState, plan: EpochPlan, ckpt: Path, on_checkpoint: Callable[[Path], None] | None = None
+) -> tuple[int, float]:
     """Epochs until the last, patience or time runs out; returns (sequences seen, seconds in epochs)."""
     seen_total, train_seconds = 0, 0.0
     if state.bad_epochs >= plan.cfg.patience:  # resumed a run that had already stopped early
@@ -214,6 +224,8 @@ def _fit(state: TrainState, plan: EpochPlan, ckpt: Path) -> tuple[int, float]:
         if plan.rank == 0:
             state.seconds = time.monotonic() - plan.origin
             state.save(ckpt)
+            if on_checkpoint is not None:
+                on_checkpoint(ckpt)
         flat = state.bad_epochs >= plan.cfg.patience
         if _on_any_rank(flat or out_of_time, plan):
             if flat:
@@ -276,12 +288,15 @@ def train_model(
     init_from: Path | None = None,
     kind: str = "transformer",
     text_cache_dir: Path | None = None,
+    on_checkpoint: Callable[[Path], None] | None = None,
 ) -> TrainResult:
     """Train a ``kind`` ("transformer" or "gru") model on ``train`` and write it to ``out_dir``.
 
     With ``init_from`` (the champion's model directory) the champion is grown to ``vocab`` and
     fine-tuned for ``train_cfg.fine_tune_epochs`` (all ``epochs`` with ``full_retrain``) using the
     champion's model config. ``text_cache_dir`` defaults to ``out_dir.parent / "text_cache"``.
+    ``on_checkpoint(dir)`` runs on rank 0 after each epoch's checkpoint is written (e.g. to copy it
+    to the artifact store, so a retry on another worker resumes from it).
     """
     if kind not in ("transformer", "gru"):
         raise TrainError(
@@ -310,13 +325,18 @@ def train_model(
     ckpt = out_dir / CHECKPOINT_DIR
     if state.load(ckpt):
         log.info("resuming from %s after epoch %d (step %d)", ckpt, state.epoch, state.step)
+    # Same data, config and checkpoint on every rank, or DDP's collectives stop pairing up.
+    agree_across_ranks(
+        (state.fingerprint, len(data.windows), state.epoch, state.step),
+        what="(fingerprint, windows, epoch, step)", world=world,
+    )
     plan = _plan(start, data, train_cfg, device, origin=t0 - state.seconds, world=world, rank=rank)
     log.info(
         "training %s: %d sequences, %d windows, %d items, %d epochs x %d steps on %s%s",
         start.kind, len(train), len(data.windows), len(vocab) - 1, plan.epochs, plan.steps_per_epoch,
         device, f" (world {world})" if world > 1 else "",
     )
-    seen, train_seconds = _fit(state, plan, ckpt)
+    seen, train_seconds = _fit(state, plan, ckpt, on_checkpoint)
     state.model.load_state_dict(state.best_weights)
     best = state.history[state.best_epoch - 1] if state.best_epoch else {}
     result = TrainResult(
@@ -327,9 +347,10 @@ def train_model(
     if rank == 0:
         _write_model(result, state, start, vocab, train_cfg)
         shutil.rmtree(ckpt, ignore_errors=True)
-    log.info(
-        "wrote %s: val %s after %d epochs, %.1fs", out_dir, result.metrics, result.epochs, result.seconds
-    )
+        log.info(
+            "wrote %s: val %s after %d epochs, %.1fs", out_dir, result.metrics, result.epochs, result.seconds
+        )
+    wait_for_rank0(world, device)
     return result
 
 

@@ -26,20 +26,24 @@ def run(ctx: RunContext, snapshot: str, *, full_retrain: bool | None = None) -> 
     existing = get_model(ctx.engine, ctx.schema, version)
     if existing is not None:
         log.info("challenger %s was already trained and registered by this run; reusing it", version)
-        return {"model_version": version, "model_dir": existing.artifact_uri, "parent_version": existing.parent_version, "reused": True}
+        return {"model_version": version, "model_uri": existing.artifact_uri, "parent_version": existing.parent_version, "reused": True}
     # Point in time: the champion of the day before the as-of date (today's for the nightly run, the
     # one of that time for a backfill), so nothing trained after this date's cutoff is used.
     champion = champion_before(ctx.engine, ctx.schema, ctx.as_of)
     retrain = ctx.config.train.full_retrain if full_retrain is None else full_retrain
-    init_from = champion.verified_dir() if champion is not None and not retrain and champion.kind == "transformer" else None
+    init_from = champion.verified_dir(ctx.store) if champion is not None and not retrain and champion.kind == "transformer" else None
     if init_from is not None:
         log.info("warm start from champion %s", champion.model_version)
     else:
         log.info("training from scratch (%s)", "full_retrain requested" if retrain else "no champion yet")
     config = ctx.config.with_overrides({"train.full_retrain": True}) if retrain else ctx.config
-    work_dir = ctx.run_dir / "train"
-    summary = train_from_snapshot(config, snapshot=snapshot, cutoff=ctx.cutoff, out_dir=work_dir, init_from=init_from)
-    model_dir, checksum = store_model(work_dir, ctx.artifact_root, version)
+    work_dir = ctx.work_dir("train")
+    # With a remote store each epoch's checkpoint is copied there too, so a retry on another worker resumes.
+    checkpoints = None if ctx.store.local else ctx.store.uri(ctx.run_dir / "train" / "checkpoints")
+    summary = train_from_snapshot(
+        config, snapshot=snapshot, cutoff=ctx.cutoff, out_dir=work_dir, init_from=init_from, checkpoints=checkpoints
+    )
+    model_uri, checksum = store_model(work_dir, ctx.store, version)
     parent = champion.model_version if init_from is not None and champion else None
     register_model(
         ctx.engine,
@@ -52,16 +56,16 @@ def run(ctx: RunContext, snapshot: str, *, full_retrain: bool | None = None) -> 
         as_of=ctx.as_of,
         data_start=ctx.history_start,
         data_end=ctx.cutoff,
-        artifact_uri=str(model_dir.resolve()),
+        artifact_uri=model_uri,
         checksum=checksum,
         config=to_dict(ctx.config),
         metrics={f"validation.{k}": v for k, v in summary["metrics"].items()},
     )
-    (ctx.run_dir / "train_history.json").write_text(json.dumps(summary["history"], default=float), encoding="utf-8")
+    ctx.store.write_text(ctx.run_dir / "train_history.json", json.dumps(summary["history"], default=float))
     log.info("registered challenger %s (%d epochs, %.1fs)", version, summary["epochs"], summary["seconds"])
     return {
         "model_version": version,
-        "model_dir": str(model_dir),
+        "model_uri": model_uri,
         "parent_version": parent,
         "epochs": summary["epochs"],
         "train_seconds": round(summary["seconds"], 2),
@@ -76,25 +80,35 @@ def train_from_snapshot(
     cutoff: datetime,
     out_dir: Path,
     init_from: Path | None = None,
+    node_rank: int | None = None,
+    checkpoints: str | None = None,
 ) -> dict[str, Any]:
     """Build the vocabulary and sequences of events before ``cutoff`` in ``snapshot`` and train.
 
-    With ``train.nproc_per_node > 1`` this relaunches itself under ``torchrun`` (DDP, one process
-    per GPU; the ``train`` command of ``recsys_tasks.cli``) and waits; every rank then runs the same
-    steps (inputs are deterministic) and only rank 0 writes. Returns a JSON-ready summary: metrics,
-    history, epochs, seconds.
+    With ``train.nproc_per_node > 1`` or ``train.nnodes > 1`` this relaunches itself under
+    ``torchrun`` (DDP, one process per GPU; the ``train`` command of ``recsys_tasks.cli``) and waits;
+    each rank trains on its own slice of the windows and only rank 0 writes. ``node_rank`` is this
+    node's place in a multi-node run (``torchrun_command``). With ``checkpoints`` (a URI in the
+    artifact store) each epoch's checkpoint is also put there, and training resumes from the newest
+    one found there when ``out_dir`` has none. Returns a JSON-ready summary: metrics, history,
+    epochs, seconds.
     """
-    if config.train.nproc_per_node > 1 and "WORLD_SIZE" not in os.environ:
+    distributed = config.train.nproc_per_node > 1 or config.train.nnodes > 1
+    if distributed and "WORLD_SIZE" not in os.environ:
         args = ["--snapshot", str(snapshot), "--cutoff", cutoff.isoformat(), "--out", str(out_dir)]
         args += ["--init-from", str(init_from)] if init_from is not None else []
-        return _under_torchrun(config, args, Path(out_dir))
+        args += ["--checkpoints", checkpoints] if checkpoints is not None else []
+        return _under_torchrun(config, args, Path(out_dir), node_rank=node_rank)
     from recsys_tasks.data.sequences import ItemVocab, build_sequences, temporal_split
     from recsys_tasks.data.snapshot import read_snapshot
     from recsys_tasks.modeling.artifacts import read_sidecar
+    from recsys_tasks.modeling.checkpoint_sync import CheckpointSync
     from recsys_tasks.modeling.text import item_text
     from recsys_tasks.modeling.training import train_model
+    from recsys_tasks.storage import ArtifactStore
 
-    events, items = read_snapshot(Path(snapshot))
+    store = ArtifactStore.from_config(config)
+    events, items = read_snapshot(store.path(snapshot))
     split = temporal_split(events, cutoff, items_per_user=config.window.holdout_items_per_user)
     vocab = ItemVocab(read_sidecar(init_from)["item_ids"]) if init_from is not None else ItemVocab()
     added = vocab.extend(sorted(set(items["item_id"].dropna().astype(str))))
@@ -110,6 +124,9 @@ def train_from_snapshot(
     if config.model.use_item_text:
         rows = zip(items["item_id"], items["title"], items["category"], strict=True)
         texts = {str(i): item_text(title, category) for i, title, category in rows}
+    sync = CheckpointSync(store, store.path(checkpoints)) if checkpoints else None
+    if sync is not None:  # every rank (every node has its own out_dir): restores are all-or-nothing renames
+        sync.restore(Path(out_dir))
     result = train_model(
         train=sequences,
         vocab=vocab,
@@ -118,32 +135,31 @@ def train_from_snapshot(
         out_dir=Path(out_dir),
         item_text=texts,
         init_from=init_from,
-        text_cache_dir=Path(config.artifact_root).expanduser().resolve() / "text_cache",
+        text_cache_dir=store.cache_dir / "text_cache",
+        on_checkpoint=sync.save if sync is not None else None,
     )
     return {"metrics": result.metrics, "history": result.history, "epochs": result.epochs, "seconds": result.seconds}
 
 
-def _under_torchrun(config: RecsysConfig, args: list[str], out_dir: Path) -> dict[str, Any]:
+def _under_torchrun(
+    config: RecsysConfig, args: list[str], out_dir: Path, *, node_rank: int | None = None
+) -> dict[str, Any]:
     """Run ``recsys_tasks.cli train ARGS`` under ``torchrun``; the summary comes from the model's sidecar."""
-    import subprocess
-    import sys
+    import tempfile
 
     from recsys_tasks.modeling.artifacts import read_sidecar
+    from recsys_tasks.modeling.distributed import run_torchrun, torchrun_command
 
     out_dir.mkdir(parents=True, exist_ok=True)
     config_file = out_dir.parent / "train_config.json"
-    config_file.write_text(json.dumps(to_dict(config)), encoding="utf-8")
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={config.train.nproc_per_node}",
-        "-m", "recsys_tasks.cli", "train", "--config", str(config_file), *args,
-    ]
-    log.info("training with torchrun: %s", " ".join(command))
-    proc = subprocess.run(command, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"torchrun training failed with exit code {proc.returncode} (its log is above); with "
-            f"train.nproc_per_node={config.train.nproc_per_node} every process needs its own GPU (or CPU with gloo)"
-        )
+    # Replaced whole: on shared storage another node may be writing it while this node's ranks read it.
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=out_dir.parent, suffix=".tmp", delete=False
+    ) as tmp:
+        tmp.write(json.dumps(to_dict(config)))
+    os.replace(tmp.name, config_file)
+    program = ["-m", "recsys_tasks.cli", "train", "--config", str(config_file), *args]
+    run_torchrun(torchrun_command(config.train, program, out_dir=out_dir, node_rank=node_rank), config.train)
     sidecar = read_sidecar(out_dir)
     history = sidecar.get("history", [])
     return {"metrics": sidecar.get("metrics", {}), "history": history, "epochs": len(history), "seconds": float(sidecar.get("seconds", 0.0))}
