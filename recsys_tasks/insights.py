@@ -15,14 +15,16 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import sqlalchemy as sa
+from upath import UPath
 
 from recsys_tasks.config import RecsysConfig
 from recsys_tasks.data.warehouse import create_engine, table_ref
 from recsys_tasks.sqlfiles import statement
+from recsys_tasks.storage import ArtifactStore
 from recsys_tasks.timeutil import as_date, iso_or_none
 
 #: What a user or item id typed into the UI may look like (ids of the warehouse are text).
@@ -329,42 +331,48 @@ def _similar_items(engine: sa.Engine, cfg: RecsysConfig, item_id: str, *, limit:
     return out
 
 
-def _artifact_root(cfg: RecsysConfig) -> Path:
-    """The configured artifact root as an absolute path (relative roots resolve from the cwd, as runs do)."""
-    return Path(cfg.artifact_root).expanduser().resolve()
-
-
 def data_docs_relpath(cfg: RecsysConfig, docs_uri: str | None) -> str | None:
     """``docs_uri`` relative to the artifact root when it is a Data Docs file under it, else None."""
-    if not docs_uri or "://" in docs_uri:
+    if not docs_uri:
         return None
+    store = ArtifactStore.from_config(cfg)
+    root = str(store.root).rstrip("/")
     try:
-        relpath = Path(docs_uri).resolve().relative_to(_artifact_root(cfg)).as_posix()
+        if store.local:
+            relpath = Path(docs_uri.removeprefix("file://")).resolve().relative_to(Path(store.root)).as_posix()
+        elif docs_uri.startswith(root + "/"):
+            relpath = docs_uri[len(root) + 1 :]
+        else:
+            return None
         resolve_data_docs(cfg, relpath)
     except (ValueError, NotFound, InvalidInput):
         return None
     return relpath
 
 
-def resolve_data_docs(cfg: RecsysConfig, relpath: str) -> Path:
-    """The file ``relpath`` under the artifact root, only if it lies inside a Data Docs directory.
+def resolve_data_docs(cfg: RecsysConfig, relpath: str) -> UPath:
+    """The file ``relpath`` under the artifact root (local or remote), only if it lies inside a Data Docs directory.
 
     Raises ``InvalidInput`` for paths that leave the root (``..``, absolute, symlinks pointing out)
     or point outside a ``data_docs`` directory (snapshots and models are not served), ``NotFound``
     when the file does not exist.
     """
-    root = _artifact_root(cfg)
-    if not relpath or "\x00" in relpath or Path(relpath).is_absolute():
+    store = ArtifactStore.from_config(cfg)
+    if not relpath or "\x00" in relpath or relpath.startswith("/") or Path(relpath).is_absolute():
         raise InvalidInput("a Data Docs path must be relative to the artifact root")
-    target = (root / relpath).resolve()
-    try:
-        inside = target.relative_to(root)
-    except ValueError:
-        raise InvalidInput("a Data Docs path must stay inside the artifact root") from None
-    if DATA_DOCS_DIR not in inside.parts[:-1]:
+    parts = PurePosixPath(relpath).parts
+    if ".." in parts:
+        raise InvalidInput("a Data Docs path must stay inside the artifact root")
+    target = store.root.joinpath(*parts)
+    if store.local:
+        try:  # a symlink may still lead out of the root
+            Path(target).resolve().relative_to(Path(store.root))
+        except ValueError:
+            raise InvalidInput("a Data Docs path must stay inside the artifact root") from None
+    if DATA_DOCS_DIR not in parts[:-1]:
         raise InvalidInput(f"only files inside a {DATA_DOCS_DIR}/ directory of a run are served")
     if not target.is_file():
-        raise NotFound(f"no Data Docs file {inside.as_posix()!r} under the artifact root")
+        raise NotFound(f"no Data Docs file {PurePosixPath(*parts).as_posix()!r} under the artifact root")
     return target
 
 

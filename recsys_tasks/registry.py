@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from upath import UPath
 
 from recsys_tasks.sqlfiles import statement
+from recsys_tasks.storage import ArtifactStore
 from recsys_tasks.timeutil import as_date, iso, now_iso, utc
 
 log = logging.getLogger(__name__)
@@ -63,18 +65,19 @@ class ModelRecord:
     holdout_users: int | None
     decision: str | None
 
-    @property
-    def model_dir(self) -> Path:
-        return Path(self.artifact_uri)
+    def verified_dir(self, store: ArtifactStore) -> Path:
+        """A local directory with the model's files, checked against the checksum stored at registration.
 
-    def verified_dir(self) -> Path:
-        """The model directory, after checking its files against the checksum stored at registration."""
-        path = self.model_dir
-        where = f"model {self.model_version} ({self.status}) at {path}"
-        if not path.is_dir():
-            raise ModelIntegrityError(f"{where}: the directory is missing (expected sha256 {self.checksum}). {RECOVERY}")
+        A model in a local store is checked where it lies; one in a remote store is copied into the
+        worker's cache first (and a cached copy is checked again on every use).
+        """
+        source = store.path(self.artifact_uri)
+        where = f"model {self.model_version} ({self.status}) at {self.artifact_uri}"
         try:
-            actual = directory_checksum(path)
+            if not source.is_dir():
+                raise ModelIntegrityError(f"{where}: the directory is missing (expected sha256 {self.checksum}). {RECOVERY}")
+            local = Path(source) if store.is_local(source) else _cached_copy(store, source, self.model_version, self.checksum)
+            actual = directory_checksum(local)
         except OSError as exc:
             raise ModelIntegrityError(f"{where}: its files cannot be read ({exc}). {RECOVERY}") from exc
         if actual != self.checksum:
@@ -82,9 +85,20 @@ class ModelRecord:
                 f"{where}: the files do not match the registry (expected sha256 {self.checksum}, found {actual}); "
                 f"they changed after registration (corruption or a manual edit). {RECOVERY}"
             )
-        return path
+        return local
 
 
+def _cached_copy(store: ArtifactStore, source: UPath, model_version: str, checksum: str) -> Path:
+    """The model's files in ``<cache>/models/<version>/``: the cached copy if it is intact, else fetched again."""
+    final = store.cache_dir / "models" / model_version
+    if final.is_dir() and directory_checksum(final) == checksum:
+        return final
+    tmp = final.with_name(final.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    store.get_tree(source, tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.replace(final)
+    return final
 
 
 def directory_checksum(path: Path) -> str:
@@ -98,24 +112,30 @@ def directory_checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def store_model(trained_dir: Path, artifact_root: Path, model_version: str) -> tuple[Path, str]:
-    """Copy a trained model's files into ``<artifact_root>/models/<version>/``; return (dir, checksum).
+def store_model(trained_dir: Path, store: ArtifactStore, model_version: str) -> tuple[str, str]:
+    """Put a trained model's files into ``<artifact_root>/models/<version>/``; return (URI, checksum).
 
-    Only the top-level files (weights + sidecar) are copied; resume checkpoints stay with the run.
-    The copy is made under a temporary name and renamed, so a model directory is complete or absent.
-    A directory left by an attempt that never registered is replaced.
+    Only the top-level files (weights + sidecar) are stored; resume checkpoints stay with the run.
+    The files are gathered in a local directory first (the checksum is taken there), then put into
+    the store: locally by renaming a complete directory, remotely object by object (a version is
+    registered only after all of its objects exist). A directory left by an attempt that never
+    registered is replaced.
     """
-    final = Path(artifact_root) / "models" / model_version
-    tmp = final.with_name(final.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    target = store.root / "models" / model_version
+    staging = Path(target.with_name(model_version + ".partial")) if store.local else store.scratch("models", model_version)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     for file in sorted(Path(trained_dir).iterdir()):
         if file.is_file():
-            shutil.copy2(file, tmp / file.name)
-    checksum = directory_checksum(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.replace(final)
-    return final, checksum
+            shutil.copy2(file, staging / file.name)
+    checksum = directory_checksum(staging)
+    store.remove(target)
+    if store.local:
+        staging.replace(Path(target))
+    else:
+        store.put_tree(staging, target)
+        shutil.rmtree(staging, ignore_errors=True)
+    return store.uri(target), checksum
 
 
 def register_model(

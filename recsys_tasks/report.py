@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from recsys_tasks.modeling.significance import signed_percent
@@ -146,10 +145,3 @@ def _comparison_table(comparisons: Sequence[Mapping[str, Any]], decision: Mappin
         "<table><tr><th>against</th><th>version</th><th>challenger</th><th>reference</th><th>relative change</th>"
         "<th>interval</th><th>confidence</th><th>users</th></tr>" + "".join(rows) + "</table>"
     )
-
-
-def write_report(path: Path, **kwargs: Any) -> Path:
-    """Render the report into ``path`` (parent directories are created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(**kwargs), encoding="utf-8")
-    return path

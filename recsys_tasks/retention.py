@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from upath import UPath
 
 from recsys_tasks.config import RecsysConfig
 from recsys_tasks.sqlfiles import load_sql, split_statements, statement
+from recsys_tasks.storage import ArtifactStore
 from recsys_tasks.timeutil import as_date, day_start, iso, now_iso
 from recsys_tasks.timeutil import now as utc_now
 
@@ -77,7 +79,7 @@ def cleanup(
         log.info("retention is off (retention.* all null or 0): nothing is deleted")
         return report
     schema = cfg.warehouse.output_schema
-    root = Path(cfg.artifact_root).expanduser().resolve()
+    store = ArtifactStore.from_config(cfg)
     fresh = (now or utc_now()) - GRACE
     expiring: list[date] = []
     if r.partitions_days:
@@ -87,13 +89,16 @@ def cleanup(
     if kept is None:  # without them nothing else can be protected: keep everything else this time
         return _logged(report)
     if r.snapshot_days:
-        protected = {_run_dir(cfg, dag_id, as_date(p.as_of), str(p.run_id)) for p in kept}
+        protected = {str(_run_dir(cfg, dag_id, as_date(p.as_of), str(p.run_id))) for p in kept}
         before = as_of - timedelta(days=r.snapshot_days)
-        _step(report, "run directories", _expire_run_dirs, root / dag_id, before=before, protected=protected, fresh=fresh)
+        _step(
+            report, "run directories", _expire_run_dirs, store, store.root / dag_id,
+            before=before, protected=protected, fresh=fresh,
+        )
     if r.model_versions:
         named = {str(p.model_version) for p in kept}
         _step(
-            report, "model directories", _expire_models, engine, schema, root / "models",
+            report, "model directories", _expire_models, engine, schema, store,
             keep=r.model_versions, named=named, fresh=fresh,
         )
     return _logged(report)
@@ -187,7 +192,7 @@ def _drop_day(engine: sa.Engine, schema: str, table: str, day: date, *, partitio
 # --- run directories ----------------------------------------------------------------------------
 
 
-def _run_dir(cfg: RecsysConfig, dag_id: str, as_of: date, run_id: str) -> Path:
+def _run_dir(cfg: RecsysConfig, dag_id: str, as_of: date, run_id: str) -> UPath:
     """Where the run ``run_id`` of ``as_of`` keeps its files (the path rollback reads the snapshot from)."""
     from recsys_tasks.stages.context import RunContext
 
@@ -195,7 +200,9 @@ def _run_dir(cfg: RecsysConfig, dag_id: str, as_of: date, run_id: str) -> Path:
     return RunContext(dag_id, run_id, end - timedelta(days=1), end, "", cfg).run_dir
 
 
-def _expire_run_dirs(base: Path, *, before: date, protected: set[Path], fresh: datetime, report: CleanupReport) -> None:
+def _expire_run_dirs(
+    store: ArtifactStore, base: UPath, *, before: date, protected: set[str], fresh: datetime, report: CleanupReport
+) -> None:
     """Delete ``<base>/<as_of>/<run_id>/`` for as-of dates before ``before``, except ``protected`` ones."""
     if not base.is_dir():
         return
@@ -204,14 +211,14 @@ def _expire_run_dirs(base: Path, *, before: date, protected: set[Path], fresh: d
         if day is None or day >= before:
             continue
         for run_dir in sorted(p for p in day_dir.iterdir() if p.is_dir()):
-            if run_dir in protected:
+            if str(run_dir) in protected:
                 log.info("retention: keeping %s, the snapshot of a kept publication", run_dir)
             elif _touched_since(run_dir, fresh):
                 log.info("retention: keeping %s, written to within the last hour", run_dir)
             else:
-                _delete(run_dir, report, report.run_dirs)
-        if not report.dry_run and not any(day_dir.iterdir()):
-            day_dir.rmdir()
+                _delete(store, run_dir, report, report.run_dirs)
+        if store.local and not report.dry_run and not any(day_dir.iterdir()):
+            day_dir.rmdir()  # an object store has no empty directories
 
 
 def _iso_day(name: str) -> date | None:
@@ -225,24 +232,25 @@ def _iso_day(name: str) -> date | None:
 
 
 def _expire_models(
-    engine: sa.Engine, schema: str, models_dir: Path, *, keep: int, named: set[str], fresh: datetime, report: CleanupReport
+    engine: sa.Engine, schema: str, store: ArtifactStore, *, keep: int, named: set[str], fresh: datetime, report: CleanupReport
 ) -> None:
     """Delete model directories beyond the newest ``keep`` non-champion versions, then orphan folders."""
     from recsys_tasks.registry import list_models
 
+    models_dir = store.root / "models"
     records = list_models(engine, schema)  # newest first
     champion = next((r for r in records if r.status == "champion"), None)
     protected = {*named, *((champion.model_version, champion.parent_version) if champion else ())}
     deleted = _deleted_versions(engine, schema, add_column=not report.dry_run)
     for record in [r for r in records if r.status != "champion"][keep:]:
-        path = Path(record.artifact_uri).expanduser().resolve()
+        path = store.path(record.artifact_uri)
         if record.model_version in protected or record.model_version in deleted:
             continue
-        if path.parent != models_dir.resolve():
+        if str(path.parent).rstrip("/") != str(models_dir).rstrip("/"):
             log.warning("retention: not deleting %s of %s: it is outside %s", path, record.model_version, models_dir)
             continue
         if path.exists():
-            _delete(path, report, report.models)
+            _delete(store, path, report, report.models)
         if not report.dry_run:  # also when the directory had gone already: the registry says so from now on
             with engine.begin() as conn:
                 conn.execute(
@@ -253,7 +261,7 @@ def _expire_models(
     for entry in sorted(models_dir.iterdir()) if models_dir.is_dir() else ():
         orphan = entry.name.endswith(".partial") or entry.name not in known
         if entry.is_dir() and orphan and not _touched_since(entry, fresh):
-            _delete(entry, report, report.orphans)
+            _delete(store, entry, report, report.orphans)
 
 
 def _deleted_versions(engine: sa.Engine, schema: str, *, add_column: bool) -> set[str]:
@@ -271,18 +279,24 @@ def _deleted_versions(engine: sa.Engine, schema: str, *, add_column: bool) -> se
 # --- files --------------------------------------------------------------------------------------
 
 
-def _touched_since(path: Path, instant: datetime) -> bool:
-    """Whether anything in the tree at ``path`` was modified at or after ``instant``."""
+def _touched_since(path: UPath, instant: datetime) -> bool:
+    """Whether any file in the tree at ``path`` was modified at or after ``instant`` (or, locally, the directory)."""
     limit = instant.timestamp()
-    return any(p.stat().st_mtime >= limit for p in (path, *path.rglob("*")))
+    if isinstance(path, Path) and path.stat().st_mtime >= limit:
+        return True
+    return any(p.stat().st_mtime >= limit for p in path.rglob("*") if p.is_file())
 
 
-def _delete(path: Path, report: CleanupReport, listing: list[str]) -> None:
-    """Delete a directory tree (log only in a dry run); a model directory never looks whole half-deleted."""
+def _delete(store: ArtifactStore, path: UPath, report: CleanupReport, listing: list[str]) -> None:
+    """Delete a directory tree (log only in a dry run); a local model directory never looks whole half-deleted."""
     log.info("retention: %s %s", _verb(report), path)
     listing.append(str(path))
     if report.dry_run:
         return
+    if not store.local:  # objects go one by one; the registry marks the version deleted afterwards
+        store.remove(path)
+        return
+    path = Path(path)
     if path.parent.name == "models" and not path.name.endswith(".partial"):
         # Renamed first: a crash mid-delete leaves a *.partial, which the next cleanup removes.
         doomed = path.with_name(path.name + ".partial")

@@ -73,3 +73,49 @@ def pg_schema(pg_engine: sa.Engine) -> Iterator[str]:
 def sqlite_url(tmp_path) -> str:
     """URL of a fresh SQLite warehouse file."""
     return f"sqlite:///{tmp_path / 'warehouse.db'}"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory) -> Iterator[str]:
+    """A real S3-compatible server (moto's, from PyPI) on 127.0.0.1, for the object-store tests."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the local S3 server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_root(s3_endpoint, monkeypatch) -> dict:
+    """A fresh bucket on the local S3 server: ``{"artifact_root": "s3://<bucket>/artifacts", "artifact_storage_options": ...}``.
+
+    The credentials are moto's dummies, set in the environment the way a worker's would be.
+    """
+    import s3fs
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    bucket = "recsys-" + uuid.uuid4().hex[:10]
+    s3fs.S3FileSystem(endpoint_url=s3_endpoint, skip_instance_cache=True).mkdir(bucket)
+    return {"artifact_root": f"s3://{bucket}/artifacts", "artifact_storage_options": {"endpoint_url": s3_endpoint}}

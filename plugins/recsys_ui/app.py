@@ -7,6 +7,7 @@ to find the engine, the configuration and the signed-in user.
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,9 +180,13 @@ def _data_docs_router(sources: _Sources, require_user: Authenticate) -> APIRoute
     router = APIRouter(dependencies=[Depends(require_user)])
 
     @router.get("/datadocs/{path:path}", name="data_docs", include_in_schema=False)
-    def data_docs(path: str) -> FileResponse:
-        """A Great Expectations Data Docs file under the artifact root (nothing else is served)."""
+    def data_docs(path: str) -> Response:
+        """A Great Expectations Data Docs file under the artifact root, local or remote (nothing else is served)."""
         target = insights.resolve_data_docs(sources.settings(), path)
-        return FileResponse(target, headers={"Cache-Control": "no-store"})
+        headers = {"Cache-Control": "no-store"}
+        if isinstance(target, Path):  # a local store: streamed from disk
+            return FileResponse(target, headers=headers)
+        media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return Response(target.read_bytes(), media_type=media_type, headers=headers)
 
     return router

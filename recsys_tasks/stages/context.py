@@ -1,5 +1,9 @@
 """What a run is about: its data interval, as-of date, cutoff, artifact directory and warehouse.
 
+The warehouse is two connections that are one by default: the source (``source_url``, read-only:
+the behaviour events and the catalogue) and the output (``warehouse_url``: our output schema, read
+and written). The output must be PostgreSQL or SQLite; the source may be any SQLAlchemy dialect.
+
 Run layout (``<artifact_root>/<dag_id>/<as_of>/<run_id>/``)::
 
     snapshot/events.parquet, items.parquet   raw extract of [history_start, interval_end)
@@ -20,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from upath import UPath
 
 from recsys_tasks.config import RecsysConfig
+from recsys_tasks.storage import ArtifactStore
 from recsys_tasks.timeutil import as_date, day_start, now, utc, utc_or_none
 
 #: The earliest as-of date a run may be about; anything older is a typo, not a backfill.
@@ -68,15 +74,19 @@ class RunIntervalError(ValueError):
 
 @dataclass(frozen=True)
 class RunContext:
-    """What a run is about: its interval, its warehouse and its configuration."""
+    """What a run is about: its interval, its warehouse (source and output) and its configuration."""
 
     dag_id: str
     run_id: str
     interval_start: datetime
     interval_end: datetime
-    #: Holds credentials: kept out of repr (and so out of logs and tracebacks).
+    #: The output connection (our schema, read and written). Holds credentials: kept out of repr
+    #: (and so out of logs and tracebacks).
     warehouse_url: str = field(repr=False)
     config: RecsysConfig = field(default_factory=RecsysConfig)
+    #: The source connection the events and the catalogue are read through (read-only); None: the
+    #: output connection. Holds credentials: kept out of repr.
+    source_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("interval_start", "interval_end"):
@@ -104,31 +114,68 @@ class RunContext:
     def schema(self) -> str:
         return self.config.warehouse.output_schema
 
-    @property
-    def artifact_root(self) -> Path:
-        """Absolute, so paths handed between tasks (and to Great Expectations) never depend on a cwd."""
-        return Path(self.config.artifact_root).expanduser().resolve()
+    @cached_property
+    def store(self) -> ArtifactStore:
+        """The artifact store (a local directory or an fsspec URL) this run reads and writes."""
+        return ArtifactStore.from_config(self.config)
 
     @property
-    def run_dir(self) -> Path:
-        safe_run = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id)
-        return self.artifact_root / self.dag_id / self.as_of.isoformat() / safe_run
+    def artifact_root(self) -> UPath:
+        """Absolute (or a URL), so paths handed between tasks never depend on a cwd or a host."""
+        return self.store.root
+
+    @property
+    def run_parts(self) -> tuple[str, str, str]:
+        """The run directory's path below the artifact root: ``(dag_id, as_of, run_id made path-safe)``."""
+        return self.dag_id, self.as_of.isoformat(), re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id)
+
+    @property
+    def run_dir(self) -> UPath:
+        return self.artifact_root.joinpath(*self.run_parts)
+
+    def work_dir(self, name: str) -> Path:
+        """A local directory for output that must be written on this worker's disk (e.g. training checkpoints).
+
+        With a local (shared) store it is the run directory's ``name``, so a retry on any worker finds
+        it; with a remote store it is under the worker's local cache, and the result is put into the store.
+        """
+        if self.store.local:
+            path = Path(self.run_dir, name)
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        return self.store.scratch(*self.run_parts, name)
 
     @cached_property
     def engine(self) -> sa.Engine:
+        """The output engine: everything written, and everything read from our output schema."""
+        from recsys_tasks.data.warehouse import check_output_url
+
+        check_output_url(self.warehouse_url)
+        return self._engine(self.warehouse_url, output_schema=self.schema)
+
+    @cached_property
+    def source_engine(self) -> sa.Engine:
+        """The engine the events and the catalogue are read through: :attr:`engine` itself when the
+        source is the output connection."""
+        if self.source_url is None or self.source_url == self.warehouse_url:
+            return self.engine
+        return self._engine(self.source_url, output_schema=None)
+
+    def _engine(self, url: str, *, output_schema: str | None) -> sa.Engine:
         from recsys_tasks.data.warehouse import create_engine
 
         wh = self.config.warehouse
         return create_engine(
-            self.warehouse_url,
-            output_schema=self.schema,
+            url,
+            output_schema=output_schema,
             connect_timeout_s=wh.connect_timeout_s,
             statement_timeout_s=wh.statement_timeout_s or None,
         )
 
     def dispose(self) -> None:
-        if "engine" in self.__dict__:
-            self.engine.dispose()
+        for name in ("source_engine", "engine"):
+            if name in self.__dict__:
+                self.__dict__[name].dispose()
 
 
 def make_context(
@@ -138,14 +185,22 @@ def make_context(
     interval_start: datetime,
     interval_end: datetime,
     warehouse_url: str,
+    source_url: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     config: RecsysConfig | None = None,
 ) -> RunContext:
-    """A context with ``$RECSYS_CONFIG`` (or defaults) plus the run's overrides applied."""
+    """A context with ``$RECSYS_CONFIG`` (or defaults) plus the run's overrides applied.
+
+    ``warehouse_url`` is the output connection, ``source_url`` the source (None: the same). An output
+    that is not PostgreSQL or SQLite is refused here, before the run touches anything.
+    """
+    from recsys_tasks.data.warehouse import check_output_url
+
+    check_output_url(warehouse_url)
     cfg = config or RecsysConfig.from_env()
     if overrides:
         cfg = cfg.with_overrides({k: v for k, v in overrides.items() if v is not None})
-    return RunContext(dag_id, run_id, interval_start, interval_end, warehouse_url, cfg)
+    return RunContext(dag_id, run_id, interval_start, interval_end, warehouse_url, cfg, source_url)
 
 
 def resolve_interval(

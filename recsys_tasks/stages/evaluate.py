@@ -6,10 +6,12 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recsys_tasks.stages.context import RunContext, names_storage_failures
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ def run(
     from recsys_tasks.serving.recommender import PopularityRecommender, load_recommender
 
     cfg = ctx.config.evaluation
-    events, items = read_snapshot(Path(snapshot))
+    events, items = read_snapshot(ctx.store.path(snapshot))
     split = temporal_split(events, ctx.cutoff, items_per_user=ctx.config.window.holdout_items_per_user)
     holdout = build_holdout(split)
     log.info("holdout: %d users with events after the cutoff %s", len(holdout), ctx.cutoff)
@@ -48,14 +50,14 @@ def run(
         if model is not None:
             check_outside_training(model, ctx.cutoff, role=role)
     device = ctx.config.train.device
-    ch_rec = load_recommender(challenger.verified_dir(), device=device)
+    ch_rec = load_recommender(challenger.verified_dir(ctx.store), device=device)
     results: dict[str, Any] = {"challenger": score(ch_rec, holdout, k=cfg.k)}
     # Baseline: most popular in the last 7 days before the cutoff, over the challenger's catalogue.
     vocab = ItemVocab(ch_rec.vocab.item_ids)
     popularity = PopularityRecommender.fit(build_sequences(split.train_events, vocab), vocab, recent_seconds=7 * 86400)
     results["baseline"] = score(popularity, holdout, k=cfg.k)
     if champion is not None:
-        results["champion"] = score(load_recommender(champion.verified_dir(), device=device), holdout, k=cfg.k)
+        results["champion"] = score(load_recommender(champion.verified_dir(ctx.store), device=device), holdout, k=cfg.k)
     versions = {"challenger": challenger_version, "baseline": "most_popular", "champion": champion.model_version if champion else "-"}
     comparisons = {
         role: compare(results["challenger"], results[role], reference_version=versions[role], reference_role=role, cfg=cfg)
@@ -82,12 +84,12 @@ def run(
         decision.reason = f"{decision.reason} (the champion was left out: {unusable})"
     log.info("decision: %s (%s)", decision.outcome, decision.reason)
     report = write_run_report(ctx, decision.to_dict(), results, [c.to_dict() for c in comparisons.values()])
-    log.info("run report: file://%s", report)
+    log.info("run report: %s", report)
     return {
         "decision": decision.to_dict(),
         "metrics": {r: m["all"] for r, m in results.items()},
         "holdout_users": len(holdout),
-        "report": str(report),
+        "report": ctx.store.uri(report),
     }
 
 
@@ -117,7 +119,7 @@ def _champion_to_compare(ctx: RunContext, challenger_version: str, *, full_retra
         return None, None  # no champion before this date, or a hand-promoted challenger: nothing else to compare against
     if full_retrain:
         try:
-            champion.verified_dir()
+            champion.verified_dir(ctx.store)
         except ModelIntegrityError as exc:
             log.error("full_retrain: the champion cannot be used and is left out of the comparison: %s", exc)
             return None, f"{champion.model_version} failed verification"
@@ -126,9 +128,9 @@ def _champion_to_compare(ctx: RunContext, challenger_version: str, *, full_retra
 
 def write_run_report(
     ctx: RunContext, decision: Mapping[str, Any], results: Mapping[str, Any], comparisons: list[dict[str, Any]] | None = None
-) -> Path:
+) -> UPath:
     """The run's HTML report (comparisons, metrics, training curve, metric history) next to its artifacts."""
-    from recsys_tasks.report import write_report
+    from recsys_tasks.report import render_report
     from recsys_tasks.sqlfiles import statement
 
     history_file = ctx.run_dir / "train_history.json"
@@ -138,8 +140,8 @@ def write_run_report(
             statement("select_metric_history", schema=ctx.schema),
             {"metric": ctx.config.evaluation.primary_metric, "since": (ctx.as_of - timedelta(days=60)).isoformat()},
         ).all()
-    return write_report(
-        ctx.run_dir / "report.html",
+    target = ctx.run_dir / "report.html"
+    html = render_report(
         run_id=ctx.run_id,
         as_of=ctx.as_of.isoformat(),
         decision=decision,
@@ -149,3 +151,5 @@ def write_run_report(
         primary_metric=ctx.config.evaluation.primary_metric,
         comparisons=comparisons or [],
     )
+    ctx.store.write_text(target, html)
+    return target

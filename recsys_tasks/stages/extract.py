@@ -21,7 +21,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "extracting events of [%s, %s) (interval [%s, %s) plus %d days of history)",
         ctx.history_start, ctx.interval_end, ctx.interval_start, ctx.interval_end, ctx.config.window.history_days,
     )
-    snap = extract_interval(
-        ctx.engine, ctx.config.warehouse, start=ctx.history_start, end=ctx.interval_end, out_dir=ctx.run_dir / "snapshot"
+    snap = extract_interval(  # read through the source connection; only the snapshot files are written
+        ctx.source_engine, ctx.config.warehouse, start=ctx.history_start, end=ctx.interval_end,
+        out_dir=ctx.run_dir / "snapshot", store=ctx.store,
     )
-    return {"snapshot": str(snap.path), "events": snap.events, "items": snap.items}
+    return {"snapshot": ctx.store.uri(snap.path), "events": snap.events, "items": snap.items}

@@ -52,7 +52,10 @@ class RefreshResult:
 @names_storage_failures("refresh")
 def run(ctx: RunContext) -> dict[str, Any]:
     """Re-score users with events in the run's interval into the latest publication (no training)."""
-    return refresh_publication(ctx.engine, ctx.config, start=ctx.interval_start, end=ctx.interval_end, run_id=ctx.run_id).to_dict()
+    return refresh_publication(
+        ctx.engine, ctx.config, start=ctx.interval_start, end=ctx.interval_end, run_id=ctx.run_id,
+        source_engine=ctx.source_engine,
+    ).to_dict()
 
 
 def refresh_publication(
@@ -62,8 +65,13 @@ def refresh_publication(
     start: datetime,
     end: datetime,
     run_id: str,
+    source_engine: sa.Engine | None = None,
 ) -> RefreshResult:
-    """Re-score the users with item events in ``[start, end)`` into the latest publication."""
+    """Re-score the users with item events in ``[start, end)`` into the latest publication.
+
+    The events and the catalogue are read through ``source_engine`` (None: ``engine``); the
+    publication is read and written through ``engine``.
+    """
     from recsys_tasks.data.publication import latest_publication, replace_user_rows
     from recsys_tasks.data.publish_safety import PublishPolicy
     from recsys_tasks.data.snapshot import read_active_histories, read_catalogue
@@ -72,9 +80,11 @@ def refresh_publication(
     from recsys_tasks.serving.eligibility import list_spec
     from recsys_tasks.serving.ranking import champion_rows
     from recsys_tasks.serving.recommender import load_recommender
+    from recsys_tasks.storage import ArtifactStore
 
     started = time.monotonic()
     start, end = utc(start), utc(end)
+    source = source_engine or engine
     schema = config.warehouse.output_schema
     ensure_output_schema(engine, schema)
     latest = latest_publication(engine, schema)
@@ -94,11 +104,11 @@ def refresh_publication(
             as_of=as_of,
         )
     history_start = start - timedelta(days=config.window.history_days)
-    events = read_active_histories(engine, config.warehouse, history_start=history_start, since=since, end=end)
+    events = read_active_histories(source, config.warehouse, history_start=history_start, since=since, end=end)
     if events.empty:
         return _skip(end, f"no user has item events in [{since:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})", as_of=as_of, since=since)
-    recommender = load_recommender(champion.verified_dir(), device=config.train.device)
-    catalogue, users = read_catalogue(engine, config.warehouse, end=end), sorted(set(events["user_id"].astype(str)))
+    recommender = load_recommender(champion.verified_dir(ArtifactStore.from_config(config)), device=config.train.device)
+    catalogue, users = read_catalogue(source, config.warehouse, end=end), sorted(set(events["user_id"].astype(str)))
     k = min(int(latest.top_k), len(recommender.vocab) - 1)
     # The nightly publish's path, rules included; trending counts come from the refreshed users' events.
     rows = champion_rows(

@@ -32,6 +32,7 @@ def run(
     from recsys_tasks.registry import RegistryError, get_model
     from recsys_tasks.registry import promote as promote_version
     from recsys_tasks.sqlfiles import statement
+    from recsys_tasks.storage import ArtifactStore
 
     cfg = config or RecsysConfig.from_env()
     schema = cfg.warehouse.output_schema
@@ -42,7 +43,7 @@ def run(
             raise RegistryError(
                 f"model version {model_version!r} is not in {schema}.model_registry; list them with `python -m recsys_tasks.cli models`"
             )
-        record.verified_dir()  # a version whose files changed cannot be restored
+        record.verified_dir(ArtifactStore.from_config(cfg))  # a version whose files changed cannot be restored
         promote_version(engine, schema, model_version, decision=f"rollback to {model_version} by an operator")
         with engine.connect() as conn:
             latest = conn.execute(statement("select_latest_publication", schema=schema)).first()
@@ -58,7 +59,7 @@ def run(
     end = day_start(as_of)
     source = RunContext(dag_id, str(latest.run_id), end - timedelta(days=1), end, warehouse_url, cfg)
     snapshot = source.run_dir / "clean"
-    if not snapshot.is_dir():
+    if not (snapshot / "events.parquet").exists():
         raise RegistryError(
             f"{model_version} is champion again, but the snapshot of the publication of {as_of} ({snapshot}) is gone, "
             "so its recommendations were not republished; rerun recsys_retrain for that date"

@@ -28,8 +28,8 @@ def run(ctx: RunContext, snapshot: str) -> dict[str, Any]:
     champion = champion_at(ctx.engine, ctx.schema, ctx.as_of)  # point in time: the champion of this date
     if champion is None:
         raise NothingToPublish("there is no champion model yet, so there are no item vectors to publish similar items from")
-    _, items = read_snapshot(Path(snapshot))
-    recommender = load_recommender(champion.verified_dir(), device="cpu")
+    _, items = read_snapshot(ctx.store.path(snapshot))
+    recommender = load_recommender(champion.verified_dir(ctx.store), device="cpu")
     vectors = recommender.item_vectors()
     if vectors.ndim != 2 or vectors.shape[1] < 2:
         raise NothingToPublish(f"champion {champion.model_version} is a {recommender.kind} model without item vectors; no similar items")

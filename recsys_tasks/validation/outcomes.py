@@ -99,7 +99,8 @@ class ValidationReport:
     run_id: str
     results: list[ExpectationOutcome] = field(default_factory=list)
     cleaning_counts: Mapping[str, int] = field(default_factory=dict)
-    docs_path: Path | None = None
+    #: The Data Docs index: a local path while building, its artifact-store URI once published.
+    docs_path: Path | str | None = None
 
     @property
     def blocking_failures(self) -> list[ExpectationOutcome]:

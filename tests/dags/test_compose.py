@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from recsys_tasks.config import RecsysConfig
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 
@@ -45,7 +47,8 @@ def resolved() -> dict:
 
 
 def test_stack_has_every_service(resolved):
-    assert set(resolved["services"]) == AIRFLOW_SERVICES | {"postgres", "warehouse", "warehouse-init", "redis"}
+    expected = AIRFLOW_SERVICES | {"postgres", "warehouse", "warehouse-init", "redis", "minio", "minio-init"}
+    assert set(resolved["services"]) == expected
 
 
 def test_celery_executor_and_shared_config(resolved):
@@ -56,13 +59,66 @@ def test_celery_executor_and_shared_config(resolved):
         assert "@postgres/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], name
         assert env["AIRFLOW_CONN_RECSYS_WAREHOUSE"].endswith("@warehouse:5432/shop"), name
         assert env["RECSYS_GPU_QUEUE"] == "gpu" and env["RECSYS_GPU_POOL"] == "recsys_gpu", name
-        # Tasks on different workers hand each other artifact paths: one shared volume.
+        assert env["RECSYS_CONFIG"] == "/opt/recsys/config/compose.yaml", name
+        # The UI login file airflow-init writes is read by the api-server from this volume.
         assert "/opt/recsys/var" in map(_volume_target, resolved["services"][name]["volumes"]), name
 
 
 def _volume_target(volume: str | dict) -> str:
     """Compose v2 prints volumes as mappings, v1 as ``source:target[:mode]`` strings."""
     return str(volume["target"]) if isinstance(volume, dict) else volume.split(":")[1]
+
+
+def _volume_source(volume: str | dict) -> str:
+    return str(volume["source"]) if isinstance(volume, dict) else volume.split(":")[0]
+
+
+def _mounted_config(resolved: dict) -> Path:
+    """The config file the Airflow services read: ``RECSYS_CONFIG`` inside the ``./config`` mount."""
+    worker = resolved["services"]["airflow-worker"]
+    mount = next(v for v in worker["volumes"] if _volume_target(v) == "/opt/recsys/config")
+    path = Path(worker["environment"]["RECSYS_CONFIG"]).relative_to("/opt/recsys/config")
+    return REPO / _volume_source(mount) / path
+
+
+def test_artifacts_live_in_the_minio_bucket(resolved):
+    """Workers hand each other s3:// URIs into MinIO; the bucket exists before any worker starts."""
+    services = resolved["services"]
+    minio = services["minio"]
+    assert minio["image"].startswith("minio/minio:RELEASE."), "pin a MinIO release, never :latest"
+    assert "mc" in minio["healthcheck"]["test"] and "ready" in minio["healthcheck"]["test"]
+    assert "/data" in map(_volume_target, minio["volumes"])
+    assert set(resolved["volumes"]) >= {_volume_source(v) for v in minio["volumes"]}
+
+    init = services["minio-init"]
+    assert init["image"].startswith("minio/mc:RELEASE.")
+    assert init["depends_on"]["minio"]["condition"] == "service_healthy"
+    script = " ".join(init["command"])
+    assert "http://minio:9000" in script and "mc mb --ignore-existing recsys/" in script
+
+    config_file = _mounted_config(resolved)
+    cfg = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    RecsysConfig.from_file(config_file)  # the library accepts it (known keys, a known protocol)
+    bucket, _, prefix = cfg["artifact_root"].removeprefix("s3://").partition("/")
+    assert cfg["artifact_root"].startswith("s3://") and prefix, cfg["artifact_root"]
+    assert f"mc mb --ignore-existing recsys/{bucket}" in script, f"minio-init must create {bucket}"
+    assert cfg["artifact_storage_options"] == {"endpoint_url": "http://minio:9000"}
+    assert not {"key", "secret", "password"} & {k.lower() for k in cfg["artifact_storage_options"]}
+    assert "local_cache_dir" not in cfg  # each worker's own disk
+
+    for name in ("airflow-worker", "airflow-worker-gpu"):
+        depends = services[name]["depends_on"]
+        assert depends.get("minio", {}).get("condition") == "service_healthy", name
+        assert depends.get("minio-init", {}).get("condition") == "service_completed_successfully", name
+
+
+def test_airflow_services_get_the_store_credentials(resolved):
+    minio = resolved["services"]["minio"]["environment"]
+    for name in AIRFLOW_SERVICES:
+        env = resolved["services"][name]["environment"]
+        assert env["AWS_ACCESS_KEY_ID"] == minio["MINIO_ROOT_USER"], name
+        assert env["AWS_SECRET_ACCESS_KEY"] == minio["MINIO_ROOT_PASSWORD"], name
+        assert env["AWS_DEFAULT_REGION"], name
 
 
 def test_workers_listen_on_their_queues(resolved):

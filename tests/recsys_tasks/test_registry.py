@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from recsys_tasks import registry
+from recsys_tasks.storage import ArtifactStore
 from recsys_tasks.data import warehouse
 from recsys_tasks.data.warehouse import ensure_output_schema
 from recsys_tasks.registry import RegistryError
@@ -144,8 +145,10 @@ def test_store_model_copies_top_level_files_with_a_stable_checksum(tmp_path):
     (trained / "sidecar.json").write_text('{"vocab": ["a", "b"]}')
     (trained / "checkpoints" / "step_100.pt").write_bytes(b"resume state")
     root = tmp_path / "artifacts"
+    store = ArtifactStore(str(root))
 
-    final, checksum = registry.store_model(trained, root, "m1")
+    uri, checksum = registry.store_model(trained, store, "m1")
+    final = Path(uri)
     assert final == root / "models" / "m1"
     assert sorted(p.relative_to(final).as_posix() for p in final.rglob("*")) == ["model.safetensors", "sidecar.json"]
     assert (final / "model.safetensors").read_bytes() == b"\x00\x01weights"
@@ -154,17 +157,17 @@ def test_store_model_copies_top_level_files_with_a_stable_checksum(tmp_path):
     assert len(checksum) == 64
 
     # Storing again (a retry) gives the same checksum; a change in the weights changes it.
-    assert registry.store_model(trained, root, "m1") == (final, checksum)
+    assert registry.store_model(trained, store, "m1") == (uri, checksum)
     (trained / "checkpoints" / "step_200.pt").write_bytes(b"more resume state")
-    assert registry.store_model(trained, root, "m1")[1] == checksum
+    assert registry.store_model(trained, store, "m1")[1] == checksum
     (trained / "model.safetensors").write_bytes(b"\x00\x02weights")
-    assert registry.store_model(trained, root, "m1")[1] != checksum
+    assert registry.store_model(trained, store, "m1")[1] != checksum
     # Renaming a file changes the checksum too (names are hashed, not only bytes).
     other = tmp_path / "other"
     other.mkdir()
     (other / "weights.safetensors").write_bytes(b"\x00\x01weights")
     (other / "sidecar.json").write_text('{"vocab": ["a", "b"]}')
-    assert registry.store_model(other, root, "m2")[1] != checksum
+    assert registry.store_model(other, store, "m2")[1] != checksum
 
 
 def test_store_model_replaces_a_leftover_directory(tmp_path):
@@ -174,5 +177,5 @@ def test_store_model_replaces_a_leftover_directory(tmp_path):
     leftover = tmp_path / "root" / "models" / "m1"
     leftover.mkdir(parents=True)
     (leftover / "stale.bin").write_bytes(b"from a killed attempt")
-    final, _ = registry.store_model(trained, tmp_path / "root", "m1")
+    final, _ = registry.store_model(trained, ArtifactStore(str(tmp_path / "root")), "m1")
     assert sorted(p.name for p in Path(final).iterdir()) == ["model.safetensors"]

@@ -22,6 +22,7 @@ from recsys_tasks.data import sources, synth
 from recsys_tasks.data.sequences import ItemVocab
 from recsys_tasks.data.warehouse import create_engine, ensure_output_schema
 from recsys_tasks.modeling.artifacts import WEIGHTS_FILE, build_model, save_model
+from recsys_tasks.storage import ArtifactStore
 from recsys_tasks.registry import ModelIntegrityError, get_champion, promote, register_model, store_model
 
 AS_OF = datetime(2026, 2, 1, tzinfo=timezone.utc)
@@ -68,7 +69,7 @@ def shop(pg_database_url: str, tmp_path: Path) -> Iterator[tuple[sa.Engine, Recs
         tmp_path / "trained", kind="transformer", vocab=vocab, popularity=np.ones(len(vocab), dtype=np.float32),
         model=build_model("transformer", config.model, len(vocab)), model_cfg=config.model,
     )
-    model_dir, checksum = store_model(trained, Path(config.artifact_root), "m-champion")
+    model_dir, checksum = store_model(trained, ArtifactStore.from_config(config), "m-champion")
     register_model(
         engine, output, model_version="m-champion", parent_version=None, kind="transformer", dag_id="test",
         run_id="seed", as_of=(AS_OF - timedelta(days=1)).date(), data_start=AS_OF - timedelta(days=6),
@@ -102,7 +103,7 @@ def test_every_stage_refuses_a_damaged_champion_and_writes_nothing(shop, how: st
     engine, config, ctx, snapshot = shop
     schema = config.warehouse.output_schema
     champion = get_champion(engine, schema)
-    _damage(champion.model_dir, how)
+    _damage(Path(champion.artifact_uri), how)
     before = _written(engine, schema)
     url = ctx.warehouse_url
     later = stages.context.RunContext("recsys_refresh", "hourly", AS_OF, AS_OF + timedelta(hours=12), url, config)
@@ -117,7 +118,7 @@ def test_every_stage_refuses_a_damaged_champion_and_writes_nothing(shop, how: st
         with pytest.raises(ModelIntegrityError) as info:
             attempt()
         message = str(info.value)
-        assert "m-champion" in message and str(champion.model_dir) in message, stage
+        assert "m-champion" in message and str(Path(champion.artifact_uri)) in message, stage
         assert "models verify" in message and "full_retrain" in message, stage
         if how == "bit":
             assert champion.checksum in message and "found" in message, stage
@@ -128,7 +129,7 @@ def test_every_stage_refuses_a_damaged_champion_and_writes_nothing(shop, how: st
 def test_full_retrain_recovers_from_a_damaged_champion(shop) -> None:
     engine, config, ctx, snapshot = shop
     schema = config.warehouse.output_schema
-    _damage(get_champion(engine, schema).model_dir, "bit")
+    _damage(Path(get_champion(engine, schema).artifact_uri), "bit")
     trained = stages.train.run(ctx, snapshot, full_retrain=True)
     with pytest.raises(ModelIntegrityError):  # without full_retrain the broken champion still stops the run
         stages.evaluate.run(ctx, snapshot, trained["model_version"])

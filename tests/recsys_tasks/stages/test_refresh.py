@@ -24,6 +24,7 @@ from recsys_tasks.data.sequences import ItemVocab
 from recsys_tasks.data.snapshot import extract_interval
 from recsys_tasks.data.warehouse import create_engine, ensure_output_schema
 from recsys_tasks.modeling.artifacts import build_model, save_model
+from recsys_tasks.storage import ArtifactStore
 from recsys_tasks.registry import promote, register_model, store_model
 from recsys_tasks.stages.refresh import refresh_publication
 
@@ -50,7 +51,7 @@ def seed_shop_and_champion(engine: sa.Engine, config: RecsysConfig, tmp_path: Pa
         model=build_model("transformer", model_cfg, len(vocab)), model_cfg=model_cfg,
     )
     ensure_output_schema(engine, config.warehouse.output_schema)
-    model_dir, checksum = store_model(trained, Path(config.artifact_root), "m-refresh")
+    model_dir, checksum = store_model(trained, ArtifactStore.from_config(config), "m-refresh")
     register_model(
         engine, config.warehouse.output_schema, model_version="m-refresh", parent_version=None, kind="transformer",
         dag_id="test", run_id="seed", as_of=AS_OF.date(), data_start=AS_OF - timedelta(days=10), data_end=AS_OF,
