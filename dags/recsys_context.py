@@ -1,9 +1,12 @@
-"""The library's RunContext for the task running now: its interval, the warehouse URL, config + params.
+"""The library's RunContext for the task running now: its interval, the warehouse URLs, config + params.
 
 Shared by the recsys DAGs (not a DAG: Airflow puts the DAG folder on ``sys.path``). The warehouse
-credentials come from the Airflow connection ``$RECSYS_WAREHOUSE_CONN_ID`` and reach the library
-as a SQLAlchemy URL; the library never reads Airflow. The ``RECSYS_*`` environment is read once, through
-``recsys_tasks.settings`` (pydantic only, nothing heavy: this module is imported at parse time).
+credentials come from two Airflow connections, one by default: ``$RECSYS_SOURCE_CONN_ID`` (read-only:
+events and catalogue) and ``$RECSYS_OUTPUT_CONN_ID`` (our output schema), both defaulting to
+``$RECSYS_WAREHOUSE_CONN_ID``. Each is resolved through its provider hook (``connection_url``) and
+reaches the library as a SQLAlchemy URL; the library never reads Airflow. The ``RECSYS_*`` environment
+is read once, through ``recsys_tasks.settings`` (pydantic only, nothing heavy: this module is imported
+at parse time).
 """
 
 from __future__ import annotations
@@ -23,11 +26,55 @@ GPU = {"queue": settings.gpu_queue, "pool": settings.gpu_pool}
 RECOMMENDATIONS = Asset(settings.recommendations_asset)
 
 
+def connection_url(conn: Any) -> str:
+    """The SQLAlchemy URL of an Airflow Connection, resolved through its provider hook when it has one.
+
+    A SQL hook's ``sqlalchemy_url`` honours ``sqlalchemy_scheme``, ``sqlalchemy_query`` and IAM tokens;
+    ``recsys_tasks.data.warehouse.connection_url`` then adds the libpq extras (sslmode, sslrootcert, ...)
+    the hook's own connections use. Types without a SQL hook (``generic`` with extra ``sqlalchemy_url``,
+    ``sqlite`` without its provider) are built from the connection's fields. The URL holds the
+    password: hand it on, never log it.
+    """
+    from urllib.parse import quote
+
+    import sqlalchemy as sa
+    from airflow.sdk.log import mask_secret
+
+    from recsys_tasks.data.warehouse import connection_url as url_of
+
+    url = url_of(conn, hook_url=_hook_url(conn))
+    # Airflow masks the connection's own password; an IAM token the hook fetched is new to it.
+    password = sa.engine.make_url(url).password
+    if password:
+        mask_secret(password)
+        mask_secret(quote(password, safe=""))
+    return url
+
+
+def _hook_url(conn: Any) -> Any:
+    """The ``sqlalchemy_url`` of the connection's SQL hook, or None when it has none."""
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+    from airflow.sdk.exceptions import AirflowException
+
+    if conn.conn_type in ("generic", "email") or conn.extra_dejson.get("sqlalchemy_url"):
+        return None  # Airflow's core types without a hook class (get_hook fails); an explicit URL wins anyway
+    try:
+        hook = conn.get_hook()
+    except AirflowException:  # no provider hook for this type: the fields decide
+        return None
+    if not isinstance(hook, DbApiHook):
+        return None
+    try:
+        # Built again on this very Connection, so the hook does not look it up a second time.
+        return conn.get_hook(hook_params={"connection": conn}).sqlalchemy_url
+    except NotImplementedError:  # a SQL hook that builds no SQLAlchemy URL
+        return None
+
+
 def run_context(context: Any) -> Any:
-    """The library's RunContext for this task's run: interval, warehouse URL, config + params."""
+    """The library's RunContext for this task's run: interval, warehouse URLs, config + params."""
     from airflow.sdk import BaseHook
 
-    from recsys_tasks.data.warehouse import url_from_connection_fields
     from recsys_tasks.stages.context import make_context, run_interval
 
     params = context["params"]
@@ -42,8 +89,10 @@ def run_context(context: Any) -> Any:
             for event in events
         ],
     )
-    conn = BaseHook.get_connection(settings.warehouse_conn_id)
-    url = url_from_connection_fields(conn)
+    output_url = connection_url(BaseHook.get_connection(settings.output_conn_id))
+    source_url = None  # the output connection
+    if settings.source_conn_id != settings.output_conn_id:
+        source_url = connection_url(BaseHook.get_connection(settings.source_conn_id))
     overrides = {
         "train.epochs": params.get("epochs"),
         "train.fine_tune_epochs": params.get("epochs"),
@@ -55,6 +104,7 @@ def run_context(context: Any) -> Any:
         run_id=context["run_id"],
         interval_start=start,
         interval_end=end,
-        warehouse_url=url,
+        warehouse_url=output_url,
+        source_url=source_url,
         overrides=overrides,
     )

@@ -6,8 +6,12 @@ Every request is authenticated with Airflow's own token (the ``_token`` cookie o
 browser or an ``Authorization: Bearer`` header) and authorised like reading the ``recsys_retrain``
 DAG; the page redirects anonymous browsers to Airflow's login.
 
-The warehouse is the ``recsys_warehouse`` connection (``$RECSYS_WAREHOUSE_CONN_ID``), the output
-schema and item mapping come from ``$RECSYS_CONFIG``, exactly as for the DAG.
+The warehouse is the output connection (``$RECSYS_OUTPUT_CONN_ID``, default
+``$RECSYS_WAREHOUSE_CONN_ID``), resolved through its provider hook as the DAG resolves it; the output
+schema and item mapping come from ``$RECSYS_CONFIG``, exactly as for the DAG. The page's queries join
+our output tables with the source items table (titles, categories) in one statement, so that table
+must be readable through the output connection: with a separate source database, keep (a copy or a
+foreign table of) the items table in the output database (docs/ui.md).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # Airflow puts the plu
 from recsys_ui.app import create_app  # noqa: E402
 
 from recsys_tasks.config import RecsysConfig  # noqa: E402
-from recsys_tasks.data.warehouse import WarehouseError, url_from_connection_fields  # noqa: E402
+from recsys_tasks.data.warehouse import WarehouseError, connection_url  # noqa: E402
 from recsys_tasks.insights import create_reader_engine  # noqa: E402
 
 URL_PREFIX = "/recsys"
@@ -61,7 +65,7 @@ def _warehouse_url() -> str:
 
     from recsys_tasks.settings import RecsysSettings
 
-    conn_id = RecsysSettings().warehouse_conn_id
+    conn_id = RecsysSettings().output_conn_id
     try:
         conn = Connection.get_connection_from_secrets(conn_id)
     except AirflowNotFoundException as exc:
@@ -69,7 +73,27 @@ def _warehouse_url() -> str:
             f"the Airflow connection {conn_id!r} does not exist: create it (Admin -> Connections, or "
             f"AIRFLOW_CONN_{conn_id.upper()}) pointing at the warehouse"
         ) from exc
-    return url_from_connection_fields(conn)
+    return connection_url(conn, hook_url=_hook_url(conn))
+
+
+def _hook_url(conn: Any) -> Any:
+    """The ``sqlalchemy_url`` of the connection's SQL hook, or None (as ``dags/recsys_context.py``'s
+    ``connection_url``, which the api-server cannot import: the DAG folder is not on its path)."""
+    from airflow.exceptions import AirflowException
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+    if conn.conn_type in ("generic", "email") or conn.extra_dejson.get("sqlalchemy_url"):
+        return None  # Airflow's hookless core types; an explicit URL wins anyway
+    try:
+        hook = conn.get_hook()
+    except AirflowException:
+        return None
+    if not isinstance(hook, DbApiHook):
+        return None
+    try:
+        return conn.get_hook(hook_params={"connection": conn}).sqlalchemy_url
+    except NotImplementedError:
+        return None
 
 
 @cache
@@ -78,7 +102,7 @@ def _engine_for(url: str, output_schema: str) -> Any:
 
 
 def warehouse_engine() -> Any:
-    """A read-only engine on the ``recsys_warehouse`` connection (one per URL and schema)."""
+    """A read-only engine on the output connection (one per URL and schema)."""
     url = _ttl_cached("url", _warehouse_url)
     return _engine_for(url, recsys_config().warehouse.output_schema)
 

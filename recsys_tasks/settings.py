@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from recsys_tasks.config_types import ConfigError, Names
@@ -35,6 +35,11 @@ class RecsysSettings(BaseSettings):
     config: Path | None = None
     #: Airflow connection of the warehouse (DAG tasks and the UI plugin).
     warehouse_conn_id: str = "recsys_warehouse"
+    #: Airflow connection the events and the catalogue are read through (read-only); unset:
+    #: ``warehouse_conn_id`` (always filled after construction).
+    source_conn_id: str | None = None
+    #: Airflow connection of our output schema (written; the UI reads it); unset: ``warehouse_conn_id``.
+    output_conn_id: str | None = None
     #: Warehouse SQLAlchemy URL for the ``recsys_tasks.cli`` commands.
     warehouse_url: str | None = None
     #: Cron of ``recsys_retrain``.
@@ -67,6 +72,14 @@ class RecsysSettings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise ConfigError("; ".join(_explain(err) for err in exc.errors())) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_connection_by_default(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            warehouse = values.get("warehouse_conn_id") or cls.model_fields["warehouse_conn_id"].default
+            values = {**values, **{k: warehouse for k in ("source_conn_id", "output_conn_id") if not values.get(k)}}
+        return values
 
     @field_validator("notify")
     @classmethod

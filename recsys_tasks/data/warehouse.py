@@ -1,7 +1,7 @@
 """The SQL warehouse: engines, our output schema, and streaming extraction of one run's events.
 
-The library never reads Airflow: the DAG layer turns the ``recsys_warehouse`` Connection into a
-SQLAlchemy URL (``url_from_connection``) and hands it here.
+The library never reads Airflow: the DAG layer resolves the source and output Connections through
+their provider hooks and turns each into a SQLAlchemy URL (``connection_url``) that it hands here.
 
 SQLite has no schemas, so on SQLite our output schema is a second database file attached under the
 schema's name (``<warehouse>.<schema>.db`` next to the warehouse file). The same SQL
@@ -41,7 +41,7 @@ _TIMEOUT_STATES = {"57014", "55P03"}  # statement / lock timeout
 def create_engine(
     url: str | sa.URL,
     *,
-    output_schema: str = "recsys",
+    output_schema: str | None = "recsys",
     connect_timeout_s: float | None = 10.0,
     statement_timeout_s: float | None = None,
     **kwargs: Any,
@@ -51,16 +51,20 @@ def create_engine(
     Connecting gives up after ``connect_timeout_s``; on PostgreSQL every statement is cancelled
     after ``statement_timeout_s`` (None: no limit). Connection, permission and timeout failures are
     raised as :class:`WarehouseError` naming host, database and role. On SQLite the output schema
-    is attached as its own database file.
+    is attached as its own database file (``output_schema=None``: nothing is attached, for an
+    engine that only reads the source).
     """
     url = sa.engine.make_url(url)
     connect_args = dict(kwargs.pop("connect_args", {}))
     if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
-        if connect_timeout_s:
+        # connect_args replace the URL's query parameters of the same name: a connect_timeout or
+        # options the connection sets (its libpq extras arrive in the query) must survive ours.
+        if connect_timeout_s and "connect_timeout" not in url.query:
             connect_args.setdefault("connect_timeout", max(1, round(connect_timeout_s)))
-        if statement_timeout_s:
-            timeout = f"-c statement_timeout={round(statement_timeout_s * 1000)}"
-            connect_args["options"] = f"{connect_args.get('options', '')} {timeout}".strip()
+        timeout = f"-c statement_timeout={round(statement_timeout_s * 1000)}" if statement_timeout_s else None
+        options = [o for o in (*_query_values(url, "options"), connect_args.get("options"), timeout) if o]
+        if options:  # the connection's first: a later -c of the same setting wins
+            connect_args["options"] = " ".join(options)
     engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
     _raise_warehouse_errors(engine)
     if engine.dialect.name == "sqlite":
@@ -75,10 +79,18 @@ def create_engine(
         def _attach(dbapi_conn: Any, _record: Any) -> None:  # pragma: no branch - tiny hook
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA busy_timeout = 30000")
-            cursor.execute(f"ATTACH DATABASE ? AS \"{output_schema}\"", (attach_path,))
+            if output_schema:  # a source-only engine attaches nothing (and creates no file)
+                cursor.execute(f"ATTACH DATABASE ? AS \"{output_schema}\"", (attach_path,))
             cursor.close()
 
     return engine
+
+
+def _query_values(url: sa.URL, key: str) -> list[str]:
+    value = url.query.get(key)
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _raise_warehouse_errors(engine: sa.Engine) -> None:
@@ -168,6 +180,78 @@ def url_from_connection_fields(conn: Any) -> str:
         schema=conn.schema,
         extra=conn.extra_dejson,
     )
+
+
+#: libpq connection parameters that ``PostgresHook.get_conn`` passes on from a connection's extra and
+#: a SQLAlchemy URL can carry in its query (host, port, database and role come from the fields).
+LIBPQ_EXTRAS = frozenset({
+    "application_name", "channel_binding", "client_encoding", "connect_timeout", "fallback_application_name",
+    "gssdelegation", "gssencmode", "gsslib", "keepalives", "keepalives_count", "keepalives_idle",
+    "keepalives_interval", "krbsrvname", "load_balance_hosts", "options", "passfile", "require_auth",
+    "requirepeer", "service", "ssl_max_protocol_version", "ssl_min_protocol_version", "sslcert", "sslcertmode",
+    "sslcompression", "sslcrl", "sslcrldir", "sslkey", "sslnegotiation", "sslpassword", "sslrootcert", "sslsni",
+    "sslmode", "target_session_attrs", "tcp_user_timeout",
+})
+
+#: Dialects our output schema has DDL and SQL for; the source may be any dialect SQLAlchemy speaks.
+OUTPUT_DIALECTS = ("postgresql", "sqlite")
+
+
+def with_libpq_extras(url: str | sa.URL, extra: Mapping[str, Any] | None) -> str:
+    """``url`` with the libpq parameters of a PostgreSQL connection's extra (``sslmode``,
+    ``sslrootcert``, ``application_name``, ...) added to its query, unless the URL already sets them.
+
+    A non-PostgreSQL URL is returned unchanged. The result holds the password: never log it.
+    """
+    url = sa.engine.make_url(url)
+    if url.get_backend_name() == "postgresql":
+        added = {
+            key: _libpq_value(value)
+            for key, value in (extra or {}).items()
+            if key in LIBPQ_EXTRAS and key not in url.query and value is not None and value != ""
+        }
+        url = url.update_query_dict(added) if added else url
+    return url.render_as_string(hide_password=False)
+
+
+def _libpq_value(value: Any) -> str:
+    if isinstance(value, bool):  # JSON true/false; libpq wants 1/0
+        return "1" if value else "0"
+    return str(value)
+
+
+def connection_url(conn: Any, *, hook_url: str | sa.URL | None = None) -> str:
+    """The SQLAlchemy URL of an Airflow Connection (duck-typed: the library never imports Airflow).
+
+    ``hook_url`` is the ``sqlalchemy_url`` of the connection's provider hook when it has one (the DAG
+    layer asks the hook: it applies ``sqlalchemy_scheme``, ``sqlalchemy_query`` and IAM tokens);
+    without one the URL is built from the fields (:func:`url_from_connection_fields`). An explicit
+    ``extra.sqlalchemy_url`` always wins. For PostgreSQL the libpq extras the hook's own connections
+    honour (TLS files and mode, timeouts, ``options``, ...) are carried into the URL's query.
+    """
+    extra = conn.extra_dejson or {}
+    if extra.get("sqlalchemy_url"):
+        return str(extra["sqlalchemy_url"])
+    url = hook_url if hook_url is not None else url_from_connection_fields(conn)
+    return with_libpq_extras(url, extra)
+
+
+def check_output_url(url: str | sa.URL) -> None:
+    """Raise ``WarehouseError`` unless ``url`` is a dialect our output schema can be written to."""
+    try:
+        backend = sa.engine.make_url(url).get_backend_name()
+    except sa.exc.ArgumentError:
+        raise WarehouseError(
+            "the output connection's URL cannot be parsed; it must be a PostgreSQL or SQLite SQLAlchemy URL "
+            "(check the connection, or --url / RECSYS_WAREHOUSE_URL)"
+        ) from None
+    if backend not in OUTPUT_DIALECTS:
+        raise WarehouseError(
+            f"the output connection is a {backend} database, but the output schema (registry, evaluations, "
+            f"publications) can only be written to {' or '.join(OUTPUT_DIALECTS)}. Point RECSYS_OUTPUT_CONN_ID "
+            "(default RECSYS_WAREHOUSE_CONN_ID) at a PostgreSQL or SQLite database; the source "
+            "(RECSYS_SOURCE_CONN_ID) may be any database SQLAlchemy supports."
+        )
 
 
 def describe(engine: sa.Engine) -> str:

@@ -1,5 +1,7 @@
 """Least privilege: the real DAG runs end to end as a non-superuser login role that has only what
-sql/grant_pipeline_role.postgresql.sql grants, and a missing privilege is named in the error.
+sql/grant_pipeline_role.postgresql.sql grants, and a missing privilege is named in the error. With
+separate source and output connections it reads through a role that may only SELECT the two source
+tables and writes through one that may not read them.
 
 Roles (docs/operations.md, "Database roles and privileges"): an owner role creates the output schema
 (`cli migrate`), an administrator grants the pipeline role (`cli grant-pipeline`), and the DAG connects
@@ -8,6 +10,7 @@ as the pipeline role. Roles are cluster-wide, so each test run uses its own name
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -51,13 +54,13 @@ OLD = date(2026, 1, 1)  # a publication the run's cleanup must drop (retention.p
 def roles(pg_database_url):
     """An owner and a pipeline login role (neither superuser) and the schemas of one test; dropped after."""
     tag = uuid.uuid4().hex[:8]
-    names = {"owner": f"lp_owner_{tag}", "pipeline": f"lp_pipeline_{tag}", "source": f"lp_src_{tag}"}
+    names = {"owner": f"lp_owner_{tag}", "pipeline": f"lp_pipeline_{tag}", "source": f"lp_src_{tag}", "reader": f"lp_reader_{tag}"}
     names["output"] = names["source"] + "_recsys"
     names["publisher"] = names["owner"] + "_publisher"
     admin = sa.create_engine(pg_database_url)
     database = admin.url.database
     with admin.begin() as conn:
-        for role in (names["owner"], names["pipeline"]):
+        for role in (names["owner"], names["pipeline"], names["reader"]):
             conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'))
         conn.execute(sa.text(f'GRANT CREATE ON DATABASE "{database}" TO "{names["owner"]}"'))  # to create its schema
         conn.execute(sa.text(f'CREATE SCHEMA "{names["source"]}"'))
@@ -65,7 +68,7 @@ def roles(pg_database_url):
     with admin.begin() as conn:
         for schema in (names["source"], names["output"]):
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        for role in (names["pipeline"], names["publisher"], names["owner"]):
+        for role in (names["reader"], names["pipeline"], names["publisher"], names["owner"]):
             if conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first():
                 conn.execute(sa.text(f'DROP OWNED BY "{role}" CASCADE'))
                 conn.execute(sa.text(f'DROP ROLE "{role}"'))
@@ -162,6 +165,74 @@ def test_the_dag_runs_end_to_end_as_a_least_privileged_pipeline_role(tmp_path, p
         pipeline.dispose()
         admin.dispose()
 
+
+def _postgres_connection(url: str, role: str, extra: dict[str, str]) -> str:
+    """An ``AIRFLOW_CONN_*`` value: a postgres-type connection (resolved through PostgresHook) as ``role``."""
+    server = sa.engine.make_url(url)
+    return json.dumps({"conn_type": "postgres", "host": server.host, "port": server.port, "login": role,
+                       "schema": server.database, "extra": extra})
+
+
+def test_the_dag_reads_through_a_read_only_source_connection_and_writes_through_another(tmp_path, pg_database_url, roles):
+    """Source: a role with SELECT on the two source tables only; output: the pipeline role, whose source
+    grants are revoked. Both are postgres-type connections, and the source schema is reached only through
+    the source connection's libpq ``options`` extra (search_path): the run succeeds only if extras pass."""
+    src, out = roles["source"], roles["output"]
+    admin = create_engine(pg_database_url, output_schema=out)
+    _shop(admin, WarehouseConfig(source_schema=src))
+    grant_config = _config(tmp_path, source_schema=src, output_schema=out)  # grant-pipeline grants on src
+    assert cli_main(["migrate", "--url", _as(pg_database_url, roles["owner"]), "--config", str(grant_config)]) == 0
+    assert cli_main(["grant-pipeline", "--url", pg_database_url, "--config", str(grant_config), "--role", roles["pipeline"]]) == 0
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{src}" TO "{roles["reader"]}"'))
+        conn.execute(sa.text(f'GRANT SELECT ON "{src}".events, "{src}".items TO "{roles["reader"]}"'))
+        conn.execute(sa.text(f'REVOKE SELECT ON "{src}".events, "{src}".items FROM "{roles["pipeline"]}"'))
+        conn.execute(sa.text(f'REVOKE USAGE ON SCHEMA "{src}" FROM "{roles["pipeline"]}"'))
+        may = conn.execute(sa.text(
+            "SELECT has_table_privilege(:reader, :events, 'SELECT'), has_schema_privilege(:reader, :out, 'USAGE'), "
+            "has_table_privilege(:pipeline, :events, 'SELECT')"),
+            {"reader": roles["reader"], "pipeline": roles["pipeline"], "events": f'"{src}".events', "out": out},
+        ).one()
+    assert tuple(may) == (True, False, False), "the roles must be split for this test to mean anything"
+
+    (tmp_path / "split").mkdir()
+    config_path = _config(tmp_path / "split", source_schema=None, output_schema=out)  # src via search_path only
+    env = _airflow_env(tmp_path / "airflow", warehouse_url="sqlite:///nowhere.db", config_path=config_path)
+    del env["AIRFLOW_CONN_RECSYS_WAREHOUSE"]  # neither connection may fall back to it
+    env.update(
+        AIRFLOW_CONN_RECSYS_SOURCE=_postgres_connection(pg_database_url, roles["reader"], {
+            "sslmode": "disable", "application_name": "recsys_source", "options": f"-c search_path={src}",
+        }),
+        AIRFLOW_CONN_RECSYS_OUTPUT=_postgres_connection(pg_database_url, roles["pipeline"], {"sslmode": "disable"}),
+        RECSYS_SOURCE_CONN_ID="recsys_source",
+        RECSYS_OUTPUT_CONN_ID="recsys_output",
+        RECSYS_TASK_RETRIES="0",
+    )
+    (tmp_path / "airflow").mkdir()
+    migrate = _run([AIRFLOW, "db", "migrate"], env, tmp_path / "migrate.log")
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    _dag_test(env, tmp_path, 1)
+    published = _check_publication(admin, out)
+    assert published["users"] == _active_users(admin, f'"{src}".events') and published["rows"] == published["users"] * TOP_K
+
+    # The hourly refresh reads the new events and the catalogue through the source connection too.
+    with admin.begin() as conn:
+        user, item = conn.execute(sa.text(f'SELECT user_id, item_id FROM "{out}".latest_recommendations ORDER BY user_id, rank LIMIT 1')).one()
+        conn.execute(sa.text(
+            f'INSERT INTO "{src}".events (event_id, user_id, item_id, event_type, event_ts, session_id) '
+            "VALUES ('refresh-1', :user, :item, 'view', TIMESTAMPTZ '2026-02-01 05:30:00+00', 'refresh-s')"),
+            {"user": user, "item": item},
+        )
+        before = set(conn.execute(sa.text(f'SELECT run_id FROM "{out}".recommendations WHERE user_id = :u'), {"u": user}).scalars())
+    proc = _run([AIRFLOW, "dags", "test", "recsys_refresh", "2026-02-01T06:00:00+00:00"], env, tmp_path / "refresh.log")
+    assert proc.returncode == 0 and "state=success" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-4000:]
+    with admin.connect() as conn:
+        after = set(conn.execute(sa.text(f'SELECT run_id FROM "{out}".recommendations WHERE user_id = :u'), {"u": user}).scalars())
+    assert len(after) == 1 and after != before, (before, after)  # that user's rows were rewritten by the refresh
+    with sqlite3.connect(tmp_path / "airflow" / "airflow.db") as meta:
+        states = dict(meta.execute("SELECT dag_id || '.' || task_id, state FROM task_instance").fetchall())
+    assert states["recsys_retrain.extract"] == states["recsys_retrain.publish"] == states["recsys_refresh.refresh"] == "success", states
+    admin.dispose()
 
 def test_grant_pipeline_refuses_a_schema_that_was_not_migrated(tmp_path, pg_database_url, roles, capsys):
     config_path = tmp_path / "recsys.yaml"

@@ -115,6 +115,19 @@ def test_settings_read_the_environment_with_empty_meaning_unset(monkeypatch):
         RecsysSettings()
 
 
+def test_source_and_output_connections_default_to_the_warehouse_connection(monkeypatch):
+    for name in RecsysSettings.model_fields:
+        monkeypatch.delenv(f"RECSYS_{name.upper()}", raising=False)
+    settings = RecsysSettings()
+    assert (settings.source_conn_id, settings.output_conn_id) == ("recsys_warehouse", "recsys_warehouse")
+    monkeypatch.setenv("RECSYS_WAREHOUSE_CONN_ID", "shop")
+    monkeypatch.setenv("RECSYS_OUTPUT_CONN_ID", "")  # empty counts as unset
+    assert (RecsysSettings().source_conn_id, RecsysSettings().output_conn_id) == ("shop", "shop")
+    monkeypatch.setenv("RECSYS_SOURCE_CONN_ID", "shop_reader")
+    monkeypatch.setenv("RECSYS_OUTPUT_CONN_ID", "recsys_writer")
+    assert (RecsysSettings().source_conn_id, RecsysSettings().output_conn_id) == ("shop_reader", "recsys_writer")
+
+
 def _documented_default(value: object) -> str:
     if value in (None, ()):
         return "unset"

@@ -255,6 +255,47 @@ def test_unsupported_connection_type_says_what_to_do():
         url_from_connection(conn_type="snowflake", host="acct")
 
 
+def test_libpq_extras_join_a_postgres_url_without_replacing_its_own():
+    extra = {"sslmode": "verify-full", "sslrootcert": "/etc/ca.pem", "keepalives": True, "target_session_attrs": "read-write",
+             "iam": True, "sqlalchemy_scheme": "postgresql+psycopg2", "cursor": "dictcursor", "application_name": ""}
+    url = sa.engine.make_url(warehouse.with_libpq_extras("postgresql+psycopg://u:p%40w@h/db?sslmode=require", extra))
+    # Only libpq parameters travel; the URL's own sslmode stays; JSON true is libpq's 1; empty values are dropped.
+    assert dict(url.query) == {"sslmode": "require", "sslrootcert": "/etc/ca.pem", "keepalives": "1", "target_session_attrs": "read-write"}
+    assert url.password == "p@w" and url.drivername == "postgresql+psycopg"
+    assert warehouse.with_libpq_extras("sqlite:///shop.db", {"sslmode": "require"}) == "sqlite:///shop.db"
+
+
+def test_connection_url_prefers_an_explicit_url_then_the_hook_then_the_fields():
+    from types import SimpleNamespace
+
+    def conn(**extra):
+        return SimpleNamespace(conn_type="postgres", host="h", login="u", password="p", port=None, schema="db", extra_dejson=extra)
+
+    hook_url = sa.URL.create("postgresql+psycopg2", username="u", password="iam-token", host="h", database="db")
+    assert warehouse.connection_url(conn(sslmode="disable"), hook_url=hook_url) == "postgresql+psycopg2://u:iam-token@h/db?sslmode=disable"
+    assert warehouse.connection_url(conn(sslmode="disable")) == "postgresql+psycopg://u:p@h/db?sslmode=disable"
+    assert warehouse.connection_url(conn(sqlalchemy_url="sqlite:///x.db", sslmode="disable"), hook_url=hook_url) == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize("url", ["mysql+pymysql://u:secret@h/db", "snowflake://acct", "not a url"])
+def test_an_output_that_is_not_postgres_or_sqlite_is_refused_naming_what_is(url):
+    with pytest.raises(WarehouseError, match="PostgreSQL or SQLite") as err:
+        warehouse.check_output_url(url)
+    assert "secret" not in str(err.value)
+    for ok in ("postgresql+psycopg://h/db", "postgresql+psycopg2://h/db", "sqlite:///shop.db"):
+        warehouse.check_output_url(ok)
+
+
+def test_a_source_only_sqlite_engine_attaches_no_output_file(tmp_path):
+    engine = warehouse.create_engine(f"sqlite:///{tmp_path / 'shop.db'}", output_schema=None)
+    try:
+        with engine.connect() as conn:
+            assert [row[1] for row in conn.exec_driver_sql("PRAGMA database_list")] == ["main"]
+    finally:
+        engine.dispose()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shop.db"]
+
+
 # --------------------------------------------------------------------------------- output schema
 
 OUTPUT_TABLES = {"model_registry", "evaluations", "validation_runs", "validation_results", "publications", "recommendations"}

@@ -81,3 +81,63 @@ def test_a_storage_failure_names_the_stage_and_path(tmp_path, sqlite_url) -> Non
         assert "artifact_root" in str(info.value) and "unchanged" in str(info.value)
     finally:
         ctx.dispose()
+
+
+# ---------------------------------------------------------------------------- source and output
+
+
+def test_the_source_url_is_kept_out_of_repr_and_one_connection_is_one_engine(sqlite_url) -> None:
+    day = (datetime(2026, 1, 31, tzinfo=timezone.utc), datetime(2026, 2, 1, tzinfo=timezone.utc))
+    split = RunContext("recsys_retrain", "r", *day, "sqlite:///out.db", source_url="postgresql+psycopg://reader:s3cret-pw@db/shop")
+    assert "s3cret-pw" not in repr(split)
+    for source_url in (None, sqlite_url):
+        ctx = RunContext("recsys_retrain", "r", *day, sqlite_url, source_url=source_url)
+        try:
+            assert ctx.source_engine is ctx.engine
+        finally:
+            ctx.dispose()
+
+
+def test_extract_reads_the_source_database_and_writes_only_the_output_one(tmp_path) -> None:
+    """Two SQLite files: the source holds the shop, the output gets our schema, and neither gets the other's."""
+    from recsys_tasks import stages
+    from recsys_tasks.config import RecsysConfig
+    from recsys_tasks.data import sources, synth
+    from recsys_tasks.data.warehouse import create_engine
+    from recsys_tasks.stages.context import make_context
+
+    events, items = synth.generate(
+        n_users=5, n_items=5, start=datetime(2026, 1, 30, tzinfo=timezone.utc),
+        end=datetime(2026, 2, 1, tzinfo=timezone.utc), events_per_user_per_day=1.0, seed=1,
+    )
+    source_url, output_url = f"sqlite:///{tmp_path / 'shop.db'}", f"sqlite:///{tmp_path / 'out.db'}"
+    engine = create_engine(source_url, output_schema=None)
+    sources.load(engine, events, items)
+    engine.dispose()
+    cfg = RecsysConfig.from_mapping({"artifact_root": str(tmp_path / "artifacts")})
+    ctx = make_context(
+        dag_id="recsys_retrain", run_id="split", interval_start=datetime(2026, 1, 31, tzinfo=timezone.utc),
+        interval_end=datetime(2026, 2, 1, tzinfo=timezone.utc), warehouse_url=output_url, source_url=source_url, config=cfg,
+    )
+    try:
+        assert ctx.source_engine is not ctx.engine
+        out = stages.extract.run(ctx)
+        assert out["events"] == len(events[events["event_ts"] < datetime(2026, 2, 1, tzinfo=timezone.utc)]) and out["items"] > 0
+    finally:
+        ctx.dispose()
+    # The output schema sits next to the output file only; the source file has no schema attached to it.
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == ["out.db", "out.recsys.db", "shop.db"]
+
+
+def test_an_output_that_is_not_postgres_or_sqlite_is_refused_before_the_run(tmp_path) -> None:
+    from recsys_tasks.config import RecsysConfig
+    from recsys_tasks.data.warehouse import WarehouseError
+    from recsys_tasks.stages.context import make_context
+
+    cfg = RecsysConfig.from_mapping({"artifact_root": str(tmp_path)})
+    day = {"interval_start": datetime(2026, 1, 31, tzinfo=timezone.utc), "interval_end": datetime(2026, 2, 1, tzinfo=timezone.utc)}
+    with pytest.raises(WarehouseError, match=r"a mysql database, .* only be written to postgresql or sqlite"):
+        make_context(dag_id="d", run_id="r", warehouse_url="mysql+pymysql://u:p@h/db", config=cfg, **day)
+    # Any dialect may be the source: nothing connects until a stage reads it.
+    ctx = make_context(dag_id="d", run_id="r", warehouse_url="sqlite://", source_url="mysql+pymysql://u:p@h/db", config=cfg, **day)
+    assert ctx.source_url == "mysql+pymysql://u:p@h/db"
