@@ -12,20 +12,23 @@ Per data interval (nightly by default; backfills and manual runs from the UI wor
 4. **evaluate** challenger, champion and most-popular on the same temporal holdout and **decide**;
 5. **promote** the challenger or **keep the champion** (a visible branch), then
 6. **publish** the champion's per-user top-K for the run's as-of date, atomically, into
-   `<output_schema>.recommendations` (see `latest_recommendations`), then its item-to-item
-   neighbours into `<output_schema>.similar_items`;
+   `<output_schema>.recommendations` (see `latest_recommendations`): `plan_publish` splits the users
+   into `publish.shards` user-hash shards, `publish_shard` is mapped over them (parallel on as many
+   workers) and stages each, and `publish` checks the shards and swaps them in as one publication;
+   then its item-to-item neighbours go into `<output_schema>.similar_items`;
 7. **cleanup** what the `retention` config says has expired (old partitions, run directories, model
    directories; never what a rollback needs). It runs after a successful night (after a dry run it
    only logs what it would delete); its own errors are logged and never fail the run.
 
 Configuration: `$RECSYS_CONFIG` (YAML/JSON, see `docs/configuration.md`), overridden by the params
-of the trigger form. Artifacts: `<artifact_root>/recsys_retrain/<as_of>/<run_id>/`.
+of the trigger form. Artifacts: `<artifact_root>/recsys_retrain/<as_of>/<run_id>/` (a local path or an
+object-store URL; tasks hand each other URIs).
 
 Schedule: the cron `$RECSYS_SCHEDULE`, or, when `$RECSYS_SCHEDULE_ASSET` names an upstream asset (the
 behaviour-events load), every update of that asset; the interval then comes from the asset event's
 extra (`interval_start`/`interval_end` or `as_of`), else the day ending at the event. `publish`
 updates the asset `$RECSYS_RECOMMENDATIONS_ASSET` (downstream DAGs can schedule on it). Train,
-evaluate and publish run on queue `$RECSYS_GPU_QUEUE` in pool `$RECSYS_GPU_POOL` (when set). Failed
+evaluate and publish_shard run on queue `$RECSYS_GPU_QUEUE` in pool `$RECSYS_GPU_POOL` (when set). Failed
 tasks are reported by `recsys_notify` (`$RECSYS_NOTIFY`). Operations: `docs/operations.md`.
 """
 
@@ -119,18 +122,28 @@ def recsys_retrain() -> None:
     def dry_run_done(evaluation: dict[str, Any]) -> dict[str, Any]:
         return {"dry_run": True, "decision": evaluation["decision"]}
 
-    @task(trigger_rule="none_failed_min_one_success", outlets=[RECOMMENDATIONS], **GPU)
-    def publish(validated: dict[str, Any], **context: Any) -> dict[str, Any]:
+    @task(trigger_rule="none_failed_min_one_success")
+    def plan_publish(validated: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from recsys_tasks import stages
 
         if context["params"]["dry_run"]:
             raise AirflowSkipException("dry run: nothing is published")
+        return stages.publish.plan(_context(context), validated["snapshot"])
 
-        published = stages.publish.run(
-            _context(context), validated["snapshot"], allow_shrink=context["params"]["allow_shrink"] or None
-        )
+    # Mapped over the user-hash shards (publish.shards): in parallel on as many workers.
+    @task(**GPU)
+    def publish_shard(shard: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from recsys_tasks import stages
+
+        return stages.publish.stage_shard(_context(context), shard, top_k=context["params"]["top_k"])
+
+    @task(outlets=[RECOMMENDATIONS])
+    def publish(staged: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
+        from recsys_tasks import stages
+
+        published = stages.publish.merge(_context(context), list(staged), allow_shrink=context["params"]["allow_shrink"] or None)
         context["outlet_events"][RECOMMENDATIONS].extra = {"as_of": published["as_of"], "model_version": published["model_version"]}
         return published
 
@@ -153,8 +166,9 @@ def recsys_retrain() -> None:
     branch = decide(evaluation)
     outcomes = [promote(evaluation), keep_champion(evaluation)]
     branch >> [*outcomes, dry_run_done(evaluation)]
-    published = publish(validated)
-    outcomes >> published
+    planned = plan_publish(validated)
+    outcomes >> planned
+    published = publish(publish_shard.expand(shard=planned))
     publish_similar_items(validated, published) >> cleanup()
 
 

@@ -75,7 +75,7 @@ class SimilarItemRow(NamedTuple):
 _RECOMMENDATION_TYPES = ("date", "text", "int2", "text", "float4", "text", "text", "text", "timestamptz")
 _SIMILAR_TYPES = ("date", "text", "int2", "text", "float4", "text")
 #: Tables published by stage-and-swap, with the bulk-load target of their staging table.
-_STAGES: dict[str, Target] = {
+STAGE_TARGETS: dict[str, Target] = {
     "recommendations": Target("recommendations_stage", RecommendationRow._fields, _RECOMMENDATION_TYPES),
     "similar_items": Target("similar_items_stage", SimilarItemRow._fields, _SIMILAR_TYPES),
 }
@@ -126,6 +126,19 @@ def write_publication(
     started = time.monotonic()
     policy = policy or PublishPolicy.from_config()
 
+    check, record = publication_hooks(schema, as_of=as_of, run_id=run_id, model_version=model_version, top_k=top_k, policy=policy)
+    count, users, waits = stage_and_swap(
+        engine, schema, "recommendations", checked_rows(rows, spec), as_of=as_of, policy=policy, chunk_rows=chunk_rows,
+        before_swap=check, in_swap=record,
+    )
+    return published(as_of, model_version, count=count, users=users, waits=waits, started=started)
+
+
+def publication_hooks(
+    schema: str, *, as_of: date, run_id: str, model_version: str, top_k: int, policy: PublishPolicy
+) -> tuple[SwapHook, SwapHook]:
+    """The checks before a publication's swap (shrink) and the ``publications`` row written inside it."""
+
     def check(conn: sa.Connection, count: int, users: int) -> None:
         check_shrink(conn, schema, as_of=as_of, users=users, rows=count, policy=policy)
 
@@ -141,10 +154,11 @@ def write_publication(
         }
         conn.execute(statement("upsert_publication", schema=schema), publication)
 
-    count, users, waits = stage_and_swap(
-        engine, schema, "recommendations", checked_rows(rows, spec), as_of=as_of, policy=policy, chunk_rows=chunk_rows,
-        before_swap=check, in_swap=record,
-    )
+    return check, record
+
+
+def published(as_of: date, model_version: str, *, count: int, users: int, waits: int, started: float) -> Publication:
+    """The :class:`Publication` of a finished swap, logged."""
     seconds = time.monotonic() - started
     log.info("published %d rows for %d users as of %s (model %s) in %.1fs", count, users, as_of, model_version, seconds)
     return Publication(as_of=as_of, model_version=model_version, users=users, rows=count, seconds=seconds, lock_waits=waits)
@@ -191,24 +205,51 @@ def stage_and_swap(
     ``as_of``: leftover stages are dropped, ``rows`` are staged, ``before_swap`` may refuse them (it
     raises), and the swap runs with ``in_swap`` inside its transaction (e.g. to record the publication).
     """
-    if table not in _STAGES:
-        raise ValueError(f"unknown published table {table!r}; use one of {sorted(_STAGES)}")
+    if table not in STAGE_TARGETS:
+        raise ValueError(f"unknown published table {table!r}; use one of {sorted(STAGE_TARGETS)}")
+
+    def fill(conn: sa.Connection, ids: dict[str, str]) -> tuple[int, int]:
+        counted = _KeyCount(rows)
+        return write_rows(conn, STAGE_TARGETS[table], counted, ids=ids, chunk_rows=chunk_rows), counted.keys
+
+    return fill_and_swap(engine, schema, table, fill, as_of=as_of, policy=policy, before_swap=before_swap, in_swap=in_swap)
+
+
+#: Fills a fresh staging table (identifiers ``ids``) inside the given transaction; returns (rows, keys).
+StageFill = Callable[[sa.Connection, dict[str, str]], tuple[int, int]]
+
+
+def fill_and_swap(
+    engine: sa.Engine,
+    schema: str,
+    table: str,
+    fill: StageFill,
+    *,
+    as_of: date,
+    policy: PublishPolicy,
+    before_swap: SwapHook | None = None,
+    in_swap: SwapHook | None = None,
+    keep_stages: frozenset[str] = frozenset(),
+) -> tuple[int, int, int]:
+    """:func:`stage_and_swap` with the staging table filled by ``fill`` (rows streamed, or shards merged).
+
+    ``keep_stages`` are staging tables the leftover sweep must not drop (the shards being merged).
+    """
     stage = stage_name(table, as_of)
     ids = {"schema": schema, "stage": stage}
     with publisher_lock(engine, schema, table, as_of, policy) as lock:
-        drop_leftover_stages(engine, schema, lock, own=(table, as_of))
+        drop_leftover_stages(engine, schema, lock, own=(table, as_of), keep=keep_stages)
         with engine.begin() as conn:
             conn.execute(statement(f"create_{table}_stage", dialect=engine.dialect.name, **ids))
         try:
-            counted = _KeyCount(rows)
             with engine.begin() as conn:
-                count = write_rows(conn, _STAGES[table], counted, ids=ids, chunk_rows=chunk_rows)
+                count, keys = fill(conn, ids)
             if before_swap is not None:
                 with engine.connect() as conn:
-                    before_swap(conn, count, counted.keys)
+                    before_swap(conn, count, keys)
             waits = _swap(
                 engine, schema, table, stage, as_of=as_of, policy=policy,
-                in_swap=lambda conn: in_swap(conn, count, counted.keys) if in_swap else None,
+                in_swap=lambda conn: in_swap(conn, count, keys) if in_swap else None,
             )
         except BaseException:
             # The published set is untouched; the leftover stage is dropped here or by the next run.
@@ -218,7 +259,7 @@ def stage_and_swap(
             except sa.exc.SQLAlchemyError:  # pragma: no cover - best effort cleanup
                 log.warning("could not drop staging table %s.%s; the next publish drops it", schema, stage)
             raise
-    return count, counted.keys, waits
+    return count, keys, waits
 
 
 def latest_publication(engine: sa.Engine, schema: str) -> sa.Row | None:

@@ -47,7 +47,8 @@ ACCESS_EXCLUSIVE_CONFLICTS = (
 SHARE_UPDATE_EXCLUSIVE_CONFLICTS = ACCESS_EXCLUSIVE_CONFLICTS[3:]
 ROW_EXCLUSIVE_CONFLICTS = ACCESS_EXCLUSIVE_CONFLICTS[4:]
 #: The staging tables of stage-and-swap publishes; nothing else in our schema has such a name.
-_STAGE = re.compile(r"^(recommendations|similar_items)_stage_(\d{8})$")
+#: ``<table>_stage_<YYYYMMDD>``, or a shard's ``<table>_stage_<YYYYMMDD>_<run tag>_<i>of<n>``.
+_STAGE = re.compile(r"^(recommendations|similar_items)_stage_(\d{8})(?:_[0-9a-f]{8}_\d+of\d+)?$")
 _STAGE_LIKE = r"%\_stage\_%"
 _LOCK_NOT_AVAILABLE = "55P03"
 _POLL_S = 0.1
@@ -57,6 +58,12 @@ _FIRST_BACKOFF_S, _MAX_BACKOFF_S = 0.25, 5.0
 def stage_name(table: str, as_of: date) -> str:
     """The staging table of ``table``'s publication of ``as_of``."""
     return f"{table}_stage_{as_of:%Y%m%d}"
+
+
+def shard_stage_name(table: str, as_of: date, run_id: str, shard: int, shards: int) -> str:
+    """The staging table one shard of run ``run_id`` fills for ``table``'s publication of ``as_of``."""
+    tag = f"{zlib.crc32(run_id.encode()):08x}"
+    return f"{stage_name(table, as_of)}_{tag}_{shard}of{shards}"
 
 
 def _lock_key(schema: str, table: str, as_of: date) -> dict[str, int]:
@@ -94,8 +101,11 @@ def publisher_lock(
                 log.warning("could not release the publisher lock of %s.%s %s; it ends with the session", schema, table, as_of)
 
 
-def drop_leftover_stages(engine: sa.Engine, schema: str, lock: sa.Connection | None, *, own: tuple[str, date]) -> list[str]:
-    """Drop the staging tables of ``schema`` (any published table, any date) no running publish owns.
+def drop_leftover_stages(
+    engine: sa.Engine, schema: str, lock: sa.Connection | None, *, own: tuple[str, date], keep: frozenset[str] = frozenset()
+) -> list[str]:
+    """Drop the staging tables of ``schema`` (any published table, any date; shard stages too) no running
+    publish owns, except the names in ``keep``.
 
     ``lock`` is the connection holding our publisher lock (``None`` on SQLite, where one process
     publishes at a time); another date's stage is dropped only if its publisher lock can be taken.
@@ -108,7 +118,7 @@ def drop_leftover_stages(engine: sa.Engine, schema: str, lock: sa.Connection | N
     for name in names:
         match = _STAGE.match(name)
         day = _parse_day(match.group(2)) if match else None
-        if match is None or day is None:
+        if match is None or day is None or name in keep:
             continue
         table = match.group(1)
         key = _lock_key(schema, table, day)

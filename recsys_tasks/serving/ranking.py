@@ -94,8 +94,13 @@ def prepare_rules(
     items: Any,
     as_of: date,
     item_vectors: np.ndarray | None = None,
+    activity: Any = None,
 ) -> Rules:
-    """``Rules`` from ``publish`` config, the snapshot's events/items frames and the champion's item vectors."""
+    """``Rules`` from ``publish`` config, the snapshot's events/items frames and the champion's item vectors.
+
+    ``activity`` (``item_id``, ``trending``: one row per item with any interaction, from
+    ``data.shards``) replaces the counts over ``events`` when ``events`` hold only some users (a shard).
+    """
     import pandas as pd
 
     n = len(vocab)
@@ -110,15 +115,20 @@ def prepare_rules(
     stop = pd.Timestamp(day_start(as_of))
     start = stop - pd.Timedelta(days=cfg.trending_days)
     with_item = events[events["item_id"].notna()]
-    window = with_item[(with_item["event_ts"] >= start) & (with_item["event_ts"] < stop)]
-    trending_counts = np.bincount(vocab.encode(window["item_id"].astype(str).to_numpy()), minlength=n).astype(np.float64)[:n]
+    touched = np.zeros(n, dtype=bool)
+    if activity is None:
+        window = with_item[(with_item["event_ts"] >= start) & (with_item["event_ts"] < stop)]
+        trending_counts = np.bincount(vocab.encode(window["item_id"].astype(str).to_numpy()), minlength=n).astype(np.float64)[:n]
+        touched[vocab.encode(with_item["item_id"].astype(str).to_numpy())] = True
+    else:
+        active = vocab.encode(activity["item_id"].astype(str).to_numpy())
+        trending_counts = np.bincount(active, weights=activity["trending"].to_numpy(np.float64), minlength=n)[:n]
+        touched[active] = True
     trending_counts[0] = 0
     trending_counts[np.setdiff1d(np.arange(n), idx[known])] = 0  # only catalogue items are published
 
     # New: in the model's vocabulary (so it has a text-initialised vector), created within the
     # trending window and without any interaction in the snapshot.
-    touched = np.zeros(n, dtype=bool)
-    touched[vocab.encode(with_item["item_id"].astype(str).to_numpy())] = True
     created = pd.to_datetime(items["created_at"], utc=True)
     recent = ((created >= start) & (created < stop)).fillna(False).to_numpy(dtype=bool)
     new_mask = np.zeros(n, dtype=bool)
@@ -200,6 +210,7 @@ def champion_rows(
     as_of: date,
     run_id: str,
     model_version: str,
+    activity: Any = None,
 ) -> Iterator[RecommendationRow]:
     """Rows for ``users`` with the business rules of ``config`` (a ``PublishConfig``) applied.
 
@@ -211,7 +222,8 @@ def champion_rows(
 
     histories = build_sequences(events, recommender.vocab, users=users)
     rules = prepare_rules(
-        config, vocab=recommender.vocab, events=events, items=items, as_of=as_of, item_vectors=recommender.item_vectors()
+        config, vocab=recommender.vocab, events=events, items=items, as_of=as_of, item_vectors=recommender.item_vectors(),
+        activity=activity,
     )
     log.info(
         "ranking %d users with rules: %d candidates per user, demote after %s looks (x%.2f), cold start below %d "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from recsys_tasks.stages.context import NothingToPublish, RunContext, names_storage_failures
@@ -22,21 +21,13 @@ def run(ctx: RunContext, snapshot: str, *, top_k: int | None = None, allow_shrin
     from recsys_tasks.data.publication import write_publication
     from recsys_tasks.data.publish_safety import PublishPolicy
     from recsys_tasks.data.snapshot import read_snapshot
-    from recsys_tasks.data.warehouse import ensure_output_schema
-    from recsys_tasks.registry import champion_at
     from recsys_tasks.serving.eligibility import list_spec
     from recsys_tasks.serving.ranking import champion_rows
     from recsys_tasks.serving.recommender import load_recommender
 
-    ensure_output_schema(ctx.engine, ctx.schema)
-    champion = champion_at(ctx.engine, ctx.schema, ctx.as_of)  # point in time: the champion of this date
-    if champion is None:
-        raise NothingToPublish(
-            f"there is no champion for as-of {ctx.as_of} (no challenger up to that date beat most-popular); nothing "
-            "was published. Inspect the evaluations table, or rerun with force_promote=true to accept it."
-        )
-    events, items = read_snapshot(Path(snapshot))
-    recommender = load_recommender(champion.verified_dir(), device=ctx.config.train.device)
+    champion = _champion(ctx)
+    events, items = read_snapshot(ctx.store.path(snapshot))
+    recommender = load_recommender(champion.verified_dir(ctx.store), device=ctx.config.train.device)
     users = sorted(set(events.loc[events["item_id"].notna(), "user_id"].astype(str)))
     k = min(top_k or ctx.config.publish.top_k, len(recommender.vocab) - 1)
     rows = champion_rows(
@@ -51,4 +42,87 @@ def run(ctx: RunContext, snapshot: str, *, top_k: int | None = None, allow_shrin
     return {
         "as_of": ctx.as_of.isoformat(), "model_version": champion.model_version, "users": result.users, "rows": result.rows,
         "lock_waits": result.lock_waits,
+    }
+
+
+def _champion(ctx: RunContext) -> Any:
+    """The champion of the run's as-of date (point in time), or ``NothingToPublish``."""
+    from recsys_tasks.data.warehouse import ensure_output_schema
+    from recsys_tasks.registry import champion_at
+
+    ensure_output_schema(ctx.engine, ctx.schema)
+    champion = champion_at(ctx.engine, ctx.schema, ctx.as_of)
+    if champion is None:
+        raise NothingToPublish(
+            f"there is no champion for as-of {ctx.as_of} (no challenger up to that date beat most-popular); nothing "
+            "was published. Inspect the evaluations table, or rerun with force_promote=true to accept it."
+        )
+    return champion
+
+
+@names_storage_failures("publish")
+def plan(ctx: RunContext, snapshot: str) -> list[dict[str, Any]]:
+    """The shards of tonight's publication (``publish.shards``), one dict per mapped ``publish_shard`` task.
+
+    With more than one shard the snapshot's events are split by user hash into the run directory,
+    with the item counts every shard's rules need; all shards rank with the same champion.
+    """
+    from recsys_tasks.data.shards import split_snapshot
+
+    champion = _champion(ctx)
+    shards = ctx.config.publish.shards
+    common = {"shards": shards, "model_version": champion.model_version, "items": ctx.store.uri(ctx.store.path(snapshot) / "items.parquet")}
+    if shards == 1:
+        return [{**common, "shard": 0, "events": ctx.store.uri(ctx.store.path(snapshot) / "events.parquet"), "activity": None}]
+    out = ctx.run_dir / "publish"
+    files = split_snapshot(
+        ctx.store, ctx.store.path(snapshot), out, shards=shards, as_of=ctx.as_of, trending_days=ctx.config.publish.trending_days
+    )
+    activity = ctx.store.uri(out / "item_activity.parquet")
+    return [{**common, "shard": i, "events": f, "activity": activity} for i, f in enumerate(files)]
+
+
+@names_storage_failures("publish")
+def stage_shard(ctx: RunContext, shard: dict[str, Any], *, top_k: int | None = None) -> dict[str, Any]:
+    """Rank one shard's users with the planned champion and load them into the shard's staging table."""
+    from recsys_tasks.data.shards import read_activity
+    from recsys_tasks.data.sharded_publication import stage_shard as stage
+    from recsys_tasks.data.snapshot import read_frame
+    from recsys_tasks.registry import RegistryError, get_model
+    from recsys_tasks.serving.eligibility import list_spec
+    from recsys_tasks.serving.ranking import champion_rows
+    from recsys_tasks.serving.recommender import load_recommender
+
+    record = get_model(ctx.engine, ctx.schema, shard["model_version"])
+    if record is None:
+        raise RegistryError(f"the planned champion {shard['model_version']} is not in the registry; rerun the publish tasks")
+    events, items = read_frame(ctx.store.path(shard["events"])), read_frame(ctx.store.path(shard["items"]))
+    activity = read_activity(ctx.store.path(shard["activity"])) if shard["activity"] else None
+    recommender = load_recommender(record.verified_dir(ctx.store), device=ctx.config.train.device)
+    users = sorted(set(events.loc[events["item_id"].notna(), "user_id"].astype(str)))
+    k = min(top_k or ctx.config.publish.top_k, len(recommender.vocab) - 1)
+    rows = champion_rows(
+        recommender, events, items, users=users, config=ctx.config.publish, k=k, as_of=ctx.as_of,
+        run_id=ctx.run_id, model_version=record.model_version, activity=activity,
+    )
+    staged = stage(
+        ctx.engine, ctx.schema, rows, as_of=ctx.as_of, run_id=ctx.run_id, shard=int(shard["shard"]),
+        shards=int(shard["shards"]), top_k=k, model_version=record.model_version,
+        spec=list_spec(recommender.vocab, events, items, users=users, config=ctx.config.publish, k=k),
+    )
+    return staged.to_dict()
+
+
+def merge(ctx: RunContext, staged: list[dict[str, Any]], *, allow_shrink: bool | None = None) -> dict[str, Any]:
+    """Check the staged shards and swap them in as one publication of ``ctx.as_of``, atomically."""
+    from recsys_tasks.data.publish_safety import PublishPolicy
+    from recsys_tasks.data.sharded_publication import StagedShard, merge_shards
+
+    result = merge_shards(
+        ctx.engine, ctx.schema, [StagedShard(**s) for s in staged], as_of=ctx.as_of, run_id=ctx.run_id,
+        policy=PublishPolicy.from_config(ctx.config.publish, allow_shrink=allow_shrink),
+    )
+    return {
+        "as_of": ctx.as_of.isoformat(), "model_version": result.model_version, "users": result.users, "rows": result.rows,
+        "lock_waits": result.lock_waits, "shards": len(staged),
     }

@@ -32,8 +32,8 @@ def test_retrain_dag_shape(dagbag):
     dag = dagbag.dags.get("recsys_retrain")
     assert dag is not None
     assert set(dag.task_ids) == {
-        "extract", "validate", "train", "evaluate", "decide", "promote", "keep_champion", "dry_run_done", "publish",
-        "publish_similar_items", "cleanup",
+        "extract", "validate", "train", "evaluate", "decide", "promote", "keep_champion", "dry_run_done", "plan_publish",
+        "publish_shard", "publish", "publish_similar_items", "cleanup",
     }
     assert dag.max_active_runs == 1
     assert dag.catchup is False
@@ -45,8 +45,11 @@ def test_retrain_dag_shape(dagbag):
     assert dag.get_task("train").upstream_task_ids == {"validate"}
     assert dag.get_task("evaluate").upstream_task_ids == {"validate", "train"}
     assert dag.get_task("decide").downstream_task_ids == {"promote", "keep_champion", "dry_run_done"}
-    assert {"promote", "keep_champion"} <= dag.get_task("publish").upstream_task_ids
-    assert dag.get_task("publish").trigger_rule == "none_failed_min_one_success"
+    assert {"promote", "keep_champion"} <= dag.get_task("plan_publish").upstream_task_ids
+    assert dag.get_task("plan_publish").trigger_rule == "none_failed_min_one_success"
+    # The shards are a mapped task between the plan and the one swap.
+    assert dag.get_task("publish_shard").upstream_task_ids == {"plan_publish"}
+    assert dag.get_task("publish").upstream_task_ids == {"publish_shard"}
     assert set(dag.params.keys()) >= {"as_of", "epochs", "history_days", "top_k", "full_retrain", "force_promote", "dry_run"}
 
 

@@ -1,0 +1,107 @@
+"""User-hash shards of a snapshot, so that scoring and top-K run as parallel tasks with memory bounded by a shard.
+
+A user's shard is ``crc32(UTF-8 user id) mod N``: stable across processes, hosts and Python versions
+(unlike ``hash()``), and expressible in SQL where a warehouse has crc32. :func:`split_snapshot`
+streams a snapshot's events once, record batch by record batch, into one Parquet file per shard in
+the artifact store, and counts on the way what the business rules need over *all* users (each
+item's interactions in the trending window, and whether it had any), so a shard ranks exactly as
+the whole would.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Iterable
+from contextlib import ExitStack
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from upath import UPath
+
+from recsys_tasks.data.snapshot import EVENTS_SCHEMA
+from recsys_tasks.storage import ArtifactStore
+from recsys_tasks.timeutil import day_start
+
+log = logging.getLogger(__name__)
+
+#: Columns of the item-activity table a shard's rules read (one row per item with an interaction).
+ACTIVITY_SCHEMA = pa.schema([("item_id", pa.string()), ("trending", pa.float64())])
+
+
+def shard_of(user_ids: Iterable[str], shards: int) -> np.ndarray:
+    """The shard (0..shards-1) of each user id."""
+    if shards < 1:
+        raise ValueError(f"shards must be >= 1, not {shards}")
+    return np.fromiter((zlib.crc32(str(u).encode("utf-8")) % shards for u in user_ids), dtype=np.int64)
+
+
+def shard_file(shard: int, shards: int) -> str:
+    return f"events-{shard:05d}-of-{shards:05d}.parquet"
+
+
+def split_snapshot(
+    store: ArtifactStore, snapshot: UPath | Path, out_dir: UPath | Path, *, shards: int, as_of: date, trending_days: int
+) -> list[str]:
+    """Write ``snapshot``'s events as ``shards`` per-shard files and ``item_activity.parquet`` under ``out_dir``.
+
+    Returns the shard files' URIs. Memory is bounded by one record batch plus per-item counters.
+    """
+    stop = pd.Timestamp(day_start(as_of))
+    start = stop - pd.Timedelta(days=trending_days)
+    trending: dict[str, float] = {}
+    source = pq.ParquetFile(_open(snapshot / "events.parquet"))
+    targets = [out_dir / shard_file(i, shards) for i in range(shards)]
+    with ExitStack() as stack:
+        writers = [pq.ParquetWriter(stack.enter_context(store.writing(t)), EVENTS_SCHEMA) for t in targets]
+        for writer in writers:
+            stack.callback(writer.close)
+        for batch in source.iter_batches(batch_size=65_536):
+            table = pa.Table.from_batches([batch]).cast(EVENTS_SCHEMA)
+            _count_activity(table, trending, start=start, stop=stop)
+            where = shard_of(table.column("user_id").to_pylist(), shards)
+            for i, writer in enumerate(writers):
+                part = table.filter(pa.array(where == i))
+                if part.num_rows:
+                    writer.write_table(part)
+        for writer in writers:  # a shard without users still gets a readable (empty) file
+            writer.write_table(EVENTS_SCHEMA.empty_table())
+    activity = pa.table(
+        {"item_id": list(trending), "trending": list(trending.values())}, schema=ACTIVITY_SCHEMA
+    )
+    with store.writing(out_dir / "item_activity.parquet") as tmp:
+        pq.write_table(activity, tmp)
+    log.info("split %s into %d user shards (%d items with interactions)", snapshot, shards, len(trending))
+    return [store.uri(t) for t in targets]
+
+
+def _open(path: UPath | Path):  # a seekable binary file, local or remote
+    return path.open("rb")
+
+
+def _count_activity(table: pa.Table, trending: dict[str, float], *, start: pd.Timestamp, stop: pd.Timestamp) -> None:
+    """Add ``table``'s item interactions to ``trending`` (count in [start, stop); 0.0 marks "had any")."""
+    with_item = table.filter(pc.is_valid(table.column("item_id")))
+    for item in pc.unique(with_item.column("item_id")).to_pylist():
+        trending.setdefault(item, 0.0)
+    ts = with_item.column("event_ts")
+    window = with_item.filter(pc.and_(pc.greater_equal(ts, pa.scalar(start.to_pydatetime(), ts.type)),
+                                      pc.less(ts, pa.scalar(stop.to_pydatetime(), ts.type))))
+    counts = pc.value_counts(window.column("item_id"))
+    for entry in counts.to_pylist():
+        trending[entry["values"]] = trending.get(entry["values"], 0.0) + float(entry["counts"])
+
+
+def read_activity(path: UPath | Path) -> pd.DataFrame:
+    """The item-activity table :func:`split_snapshot` wrote."""
+    from recsys_tasks.storage import read_parquet
+
+    return read_parquet(path).to_pandas()
+
+
+__all__ = ["ACTIVITY_SCHEMA", "read_activity", "shard_file", "shard_of", "split_snapshot"]
