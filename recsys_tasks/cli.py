@@ -130,12 +130,16 @@ def _admin(args: argparse.Namespace, engine: sa.Engine, cfg: RecsysConfig) -> in
     """The schema owner's and operator's commands: migrate, grant-pipeline, cleanup."""
     from recsys_tasks.access import AccessError, grant_pipeline_role
     from recsys_tasks.config import ConfigError
-    from recsys_tasks.data.warehouse import ensure_output_schema, output_schema_version
+    from recsys_tasks.data.migrations import current_revision, head_revision
+    from recsys_tasks.data.warehouse import ensure_output_schema
 
     schema = cfg.warehouse.output_schema
     if args.command == "migrate":
-        ran = ensure_output_schema(engine, schema)
-        print(f"schema {schema} {'migrated to' if ran else 'is already at'} version {output_schema_version(engine.dialect.name)}")
+        before = current_revision(engine, schema)
+        if ensure_output_schema(engine, schema):
+            print(f"schema {schema} upgraded from revision {before or 'none'} to {head_revision()}")
+        else:
+            print(f"schema {schema} is already at revision {head_revision()}")
     elif args.command == "grant-pipeline":
         try:
             grant = grant_pipeline_role(engine, cfg, role=args.role, owner=args.owner, publisher=args.publisher)

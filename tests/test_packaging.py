@@ -10,6 +10,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from recsys_tasks.data.migrations import head_revision
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -44,7 +46,7 @@ def test_wheel_installs_and_runs_sql_outside_the_checkout(tmp_path: Path) -> Non
     assert where[0].startswith(str(target)) and where[1] == str(target / "recsys_tasks" / "sql")
     assert "--url" in run("-m", "recsys_tasks.cli", "--help").stdout + run("-m", "recsys_tasks.cli", "query", "--help").stdout
 
-    # The output schema's DDL (sql/schema/), then the registry listing (sql/select_models.sql), from the wheel.
+    # The output schema's migrations, then the registry listing (sql/select_models.sql), from the wheel.
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     run("-c", f"from recsys_tasks.data.warehouse import create_engine, ensure_output_schema as e; e(create_engine({url!r}), 'recsys')")
     assert "model_version" in run("-m", "recsys_tasks.cli", "models", "--url", url).stdout
@@ -53,5 +55,7 @@ def test_wheel_installs_and_runs_sql_outside_the_checkout(tmp_path: Path) -> Non
         with engine.connect() as conn:
             conn.exec_driver_sql(f"ATTACH DATABASE '{tmp_path / 'warehouse.recsys.db'}' AS recsys")
             assert conn.exec_driver_sql("SELECT count(*) FROM recsys.model_registry").scalar() == 0
+            # The Alembic revisions (recsys_tasks/data/migrations) ran from the wheel, to the newest one.
+            assert conn.exec_driver_sql("SELECT version_num FROM recsys.alembic_version").scalar() == head_revision()
     finally:
         engine.dispose()
