@@ -1,9 +1,11 @@
 """Load the project's SQL statements by name from ``sql/`` (shipped in the wheel as ``recsys_tasks/sql``).
 
 Every statement lives in ``sql/<verb>_<object>.sql`` (DDL in ``sql/schema/``). A dialect-specific
-variant ``<name>.<dialect>.sql`` (``postgresql``, ``sqlite``) wins over the portable file. Values are
-bound parameters (``:name``); identifiers that come from config are written ``{{schema}}``-style
-placeholders and substituted only after validation and quoting.
+variant ``<name>.<dialect>.sql`` (``postgresql``, ``sqlite``, ``duckdb``, ``mysql``; MariaDB reads the
+``mysql`` files unless it has its own) wins over the portable file. Values are bound parameters
+(``:name``); identifiers that come from config are written ``{{schema}}``-style placeholders and
+substituted only after validation and quoting in the dialect's quotes (backticks on MySQL/MariaDB,
+where a double-quoted name is a string literal).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ def _sql_root() -> Traversable:
 SQL_DIR: Traversable = _sql_root()
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: Dialects that read another dialect's files when they have none of their own.
+_DIALECT_FAMILY = {"mariadb": "mysql"}
+#: Identifier quotes of the dialects that do not use the standard's double quotes.
+_QUOTES = {"mysql": "`", "mariadb": "`"}
 
 
 class SqlFileNotFound(FileNotFoundError):
@@ -42,8 +48,9 @@ def _read(name: str, dialect: str | None) -> str:
 def sql_path(name: str, *, dialect: str | None = None) -> Traversable:
     """The file for statement ``name`` (``"schema/output_tables"``, ``"select_events"``)."""
     candidates = []
-    if dialect:
-        candidates.append(SQL_DIR.joinpath(*f"{name}.{dialect}.sql".split("/")))
+    for variant in (dialect, _DIALECT_FAMILY.get(dialect or "")):
+        if variant:
+            candidates.append(SQL_DIR.joinpath(*f"{name}.{variant}.sql".split("/")))
     candidates.append(SQL_DIR.joinpath(*f"{name}.sql".split("/")))
     for path in candidates:
         if path.is_file():
@@ -75,7 +82,7 @@ def load_sql(
             return value
         if key not in identifiers:
             raise KeyError(f"SQL file {name!r} needs identifier {key!r}")
-        return quote_identifier(identifiers[key], key=key)
+        return quote_identifier(identifiers[key], key=key, dialect=dialect)
 
     return _PLACEHOLDER.sub(substitute, text)
 
@@ -91,10 +98,12 @@ def statement(
     return sa.text(load_sql(name, dialect=dialect, date_literals=date_literals, **identifiers))
 
 
-def quote_identifier(value: str, *, key: str = "identifier") -> str:
-    """``"value"`` after checking it is a plain identifier; dotted ``schema.table`` is quoted per part."""
+def quote_identifier(value: str, *, key: str = "identifier", dialect: str | None = None) -> str:
+    """``"value"`` (```value``` on MySQL/MariaDB) after checking it is a plain identifier; dotted
+    ``schema.table`` is quoted per part."""
+    quote = _QUOTES.get(dialect or "", '"')
     parts = value.split(".") if "." in value else [value]
-    return ".".join('"' + check_identifier(p, key=key) + '"' for p in parts)
+    return ".".join(quote + check_identifier(p, key=key) + quote for p in parts)
 
 
 def split_statements(text: str) -> list[str]:

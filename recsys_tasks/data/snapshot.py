@@ -21,13 +21,8 @@ from upath import UPath
 from recsys_tasks.config import WarehouseConfig
 from recsys_tasks.data import pg_copy
 from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
-from recsys_tasks.data.warehouse import (
-    WarehouseError,
-    bind_timestamp,
-    check_source_tables,
-    describe,
-    table_ref,
-)
+from recsys_tasks.data.source_tables import bind_timestamp, check_source_tables, source_connection
+from recsys_tasks.data.warehouse import WarehouseError, describe, table_ref
 from recsys_tasks.sqlfiles import load_sql
 from recsys_tasks.storage import ArtifactStore, read_parquet
 
@@ -111,7 +106,7 @@ def read_active_histories(
     """Canonical events in ``[history_start, end)`` of the users with an item event in ``[since, end)``."""
     zone = check_source_tables(engine, cfg)["events"]
     bounds = {"history_start": history_start, "since": since, "end": end}
-    with engine.connect() as conn:
+    with source_connection(engine) as conn:
         frame = pd.read_sql_query(
             sa.text(_events_sql(engine, cfg, "select_refresh_events")), conn,
             params={name: bind_timestamp(engine, value, naive_zone=zone) for name, value in bounds.items()},
@@ -122,7 +117,7 @@ def read_active_histories(
 def read_catalogue(engine: sa.Engine, cfg: WarehouseConfig, *, end: datetime) -> pd.DataFrame:
     """The canonical item catalogue as known at ``end``."""
     zone = check_source_tables(engine, cfg)["items"]
-    with engine.connect() as conn:
+    with source_connection(engine) as conn:
         frame = pd.read_sql_query(
             sa.text(_items_sql(engine, cfg)), conn, params={"end": bind_timestamp(engine, end, naive_zone=zone)}
         )
@@ -156,7 +151,7 @@ def _stream_to_parquet(
     columns = schema.names
     try:
         # The file appears when it is complete; on any failure nothing (no partial file) is left.
-        with store.writing(path) as tmp, engine.connect() as conn, pq.ParquetWriter(tmp, schema) as writer:
+        with store.writing(path) as tmp, source_connection(engine) as conn, pq.ParquetWriter(tmp, schema) as writer:
             # COPY on PostgreSQL (9x the rows/s, BENCHMARKS.md); None where only fetching rows is exact.
             copied = pg_copy.copy_query(
                 conn, sql, params, schema, writer.write_table,

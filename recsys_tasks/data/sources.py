@@ -11,8 +11,9 @@ import sqlalchemy as sa
 
 from recsys_tasks.config import WarehouseConfig
 from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
+from recsys_tasks.data.source_tables import MYSQL_FAMILY
 from recsys_tasks.data.writer import Target, has_copy, write_frame
-from recsys_tasks.sqlfiles import load_sql, split_statements
+from recsys_tasks.sqlfiles import load_sql, split_statements, statement
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,8 @@ def source_table_identifiers(warehouse: WarehouseConfig, *, dialect: str) -> dic
 def create_source_tables(engine: sa.Engine, *, warehouse: WarehouseConfig = WarehouseConfig()) -> None:
     """Create the warehouse events and items tables (and the event-time index) if they do not exist."""
     with engine.begin() as conn:
-        for statement in _ddl(engine.dialect.name, warehouse):
-            conn.exec_driver_sql(statement)
+        for ddl in _ddl(engine.dialect.name, warehouse):
+            conn.exec_driver_sql(ddl)
 
 
 def load(
@@ -67,7 +68,9 @@ def load(
 
     Everything (creating, emptying with ``replace=True``, loading) happens in one transaction, so a
     reader sees the old rows or all the new ones. On PostgreSQL the tables must have the contract's
-    column types (``sql/schema/create_source_tables``): binary COPY sends typed values.
+    column types (``sql/schema/create_source_tables``): binary COPY sends typed values. Tables can be
+    created on PostgreSQL, SQLite, DuckDB, MySQL and MariaDB (there in a UTC session, so that
+    ``TIMESTAMP`` columns store the instants given).
     """
     _require_columns(events, EVENT_COLUMNS, "events")
     _require_columns(items, ITEM_COLUMNS, "items")
@@ -75,13 +78,15 @@ def load(
     ids = source_table_identifiers(warehouse, dialect=dialect)
     began = time.perf_counter()
     with engine.begin() as conn:
+        if dialect in MYSQL_FAMILY:
+            conn.execute(statement("set_time_zone_utc", dialect="mysql"))
         if create:
-            for statement in _ddl(dialect, warehouse):
-                conn.exec_driver_sql(statement)
+            for ddl in _ddl(dialect, warehouse):
+                conn.exec_driver_sql(ddl)
         if replace:
             text = load_sql("empty_source_tables", dialect=dialect, events=ids["events"], items=ids["items"])
-            for statement in split_statements(text):
-                conn.exec_driver_sql(statement)
+            for stmt in split_statements(text):
+                conn.exec_driver_sql(stmt)
         item_ids = {"items": ids["items"], **{c: warehouse.item_column(c) for c in ITEM_COLUMNS}}
         event_ids = {"events": ids["events"], **{c: warehouse.event_column(c) for c in EVENT_COLUMNS}}
         write_frame(conn, ITEMS_TARGET, items, ids=item_ids, chunk_rows=warehouse.chunk_rows)

@@ -1,4 +1,4 @@
-"""The SQL warehouse: engines, our output schema, and streaming extraction of one run's events.
+"""The SQL warehouse: engines, connection URLs and our output schema (``source_tables`` checks the source).
 
 The library never reads Airflow: the DAG layer resolves the source and output Connections through
 their provider hooks and turns each into a SQLAlchemy URL (``connection_url``) that it hands here.
@@ -10,19 +10,14 @@ schema's name (``<warehouse>.<schema>.db`` next to the warehouse file). The same
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from recsys_tasks.config import WarehouseConfig
-from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
-from recsys_tasks.sqlfiles import load_sql, quote_identifier, split_statements, sql_path, statement
-from recsys_tasks.timeutil import iso, now_iso, utc
+from recsys_tasks.sqlfiles import quote_identifier
 
 log = logging.getLogger(__name__)
 
@@ -265,111 +260,22 @@ def table_ref(schema: str | None, table: str) -> str:
 
 
 def ensure_output_schema(engine: sa.Engine, schema: str) -> bool:
-    """Create or upgrade our output schema when it is missing or older than the DDL this code ships.
+    """Create or upgrade our output schema to the newest migration this code ships (``data.migrations``).
 
-    When the schema is current this is one SELECT and takes no lock a reader could wait on; the
-    DDL (``CREATE OR REPLACE VIEW``, ``CREATE INDEX``: locks readers queue behind) runs once per
-    version of ``sql/schema/create_output_tables``, serialised between concurrent first runs.
-    Returns whether it ran the DDL.
+    When the schema is current this is one SELECT of its version table and takes no lock a reader
+    could wait on, so a role without DDL rights runs it. Otherwise the migrations run (``CREATE OR
+    REPLACE VIEW``, ``CREATE INDEX``: locks readers queue behind) in one transaction, serialised
+    between concurrent first runs. Returns whether a migration ran.
     """
-    dialect = engine.dialect.name
-    version = output_schema_version(dialect)
-    if _applied_version(engine, schema) == version:
+    from recsys_tasks.data.migrations import current_revision, head_revision, upgrade_output_schema
+
+    if current_revision(engine, schema) == head_revision():
         return False
-    script = load_sql("schema/create_output_tables", dialect=dialect, schema=schema)
     with engine.begin() as conn:
-        if dialect == "postgresql":
+        if engine.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"recsys-ddl-{schema}"})
             # Only create the schema when it is missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the
             # database even when the schema exists, which a least-privileged pipeline role lacks.
             if conn.execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).first() is None:
                 conn.execute(sa.text(f"CREATE SCHEMA {quote_identifier(schema, key='warehouse.output_schema')}"))
-        if _applied_version(conn, schema) == version:  # another run upgraded it while we waited
-            return False
-        log.info("creating/upgrading the output schema %s to version %s", schema, version)
-        for ddl in split_statements(script):
-            conn.exec_driver_sql(ddl)
-        conn.execute(statement("upsert_schema_version", schema=schema), {"version": version, "applied_at": now_iso()})
-    return True
-
-
-def output_schema_version(dialect: str) -> str:
-    """Version of the output schema DDL this code ships: a digest of its SQL file."""
-    text = sql_path("schema/create_output_tables", dialect=dialect).read_text(encoding="utf-8")
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _applied_version(bind: sa.Engine | sa.Connection, schema: str) -> str | None:
-    if not sa.inspect(bind).has_table("schema_version", schema=schema):
-        return None
-    if isinstance(bind, sa.Engine):
-        with bind.connect() as conn:
-            return conn.execute(statement("select_schema_version", schema=schema)).scalar()
-    return bind.execute(statement("select_schema_version", schema=schema)).scalar()
-
-
-#: Canonical timestamp columns of the warehouse contract, whose time zone must be known.
-TIMESTAMP_COLUMNS = {"events": "event_ts", "items": "created_at"}
-
-
-def check_source_tables(engine: sa.Engine, cfg: WarehouseConfig) -> dict[str, str | None]:
-    """Raise ``WarehouseError`` naming the table or column when the source does not match the config.
-
-    Besides presence, timestamp columns are checked: a ``timestamp without time zone`` (``DATETIME``)
-    column is refused unless ``warehouse.naive_timestamps_are`` says which zone its values are in,
-    because the database would compare it in its session's time zone and shift the interval.
-    Returns, per table kind (``events``, ``items``), that zone when its timestamp column is naive,
-    else None: what extraction binds and reads its timestamps in.
-    """
-    inspector = sa.inspect(engine)
-    zones: dict[str, str | None] = {}
-    for kind, table, mapping in (
-        ("events", cfg.events_table, {c: cfg.event_column(c) for c in EVENT_COLUMNS}),
-        ("items", cfg.items_table, {c: cfg.item_column(c) for c in ITEM_COLUMNS}),
-    ):
-        where_table = table_ref(cfg.source_schema, table)
-        if not inspector.has_table(table, schema=cfg.source_schema):
-            raise WarehouseError(
-                f"table {where_table} does not exist in the warehouse {describe(engine)}. Create it (see "
-                "sql/schema/create_source_tables.*.sql) or point warehouse.events_table / "
-                "warehouse.items_table at your table or view."
-            )
-        columns = {col["name"]: col["type"] for col in inspector.get_columns(table, schema=cfg.source_schema)}
-        missing = {canon: src for canon, src in mapping.items() if src not in columns}
-        if missing:
-            listing = ", ".join(f"{src} (for {canon})" for canon, src in sorted(missing.items()))
-            raise WarehouseError(
-                f"table {where_table} in {describe(engine)} lacks column(s) {listing}. Add them or map your "
-                "own names in warehouse.event_columns / warehouse.item_columns."
-            )
-        ts_column = mapping[TIMESTAMP_COLUMNS[kind]]
-        naive = _is_naive_timestamp(columns[ts_column])
-        if naive and cfg.naive_timestamps_are is None:
-            raise WarehouseError(
-                f"column {ts_column} of {where_table} is a timestamp without time zone ({columns[ts_column]}), so "
-                f"the database would read it in its session's time zone and shift the run's interval. Set "
-                "warehouse.naive_timestamps_are to the zone its values are written in (e.g. UTC), or expose a "
-                "view that converts it to timestamp with time zone."
-            )
-        zones[kind] = cfg.naive_timestamps_are if naive else None
-    return zones
-
-
-def _is_naive_timestamp(column_type: Any) -> bool:
-    # SQLite has no timestamp type: the contract stores UTC text there (README, warehouse contract).
-    return isinstance(column_type, sa.DateTime) and not getattr(column_type, "timezone", False)
-
-
-def bind_timestamp(engine: sa.Engine, value: datetime, *, naive_zone: str | None = None) -> Any:
-    """A timestamp as a bound parameter the dialect compares correctly with stored values.
-
-    Against a naive column (``naive_zone`` set) it is the wall time in that zone, without a zone,
-    so the database compares like with like whatever its session's time zone.
-    """
-    if naive_zone is not None:
-        from zoneinfo import ZoneInfo
-
-        return utc(value).astimezone(ZoneInfo(naive_zone)).replace(tzinfo=None)
-    return iso(value) if engine.dialect.name == "sqlite" else utc(value)
-
-
+        return upgrade_output_schema(conn, schema)  # False: another run upgraded it while we waited

@@ -8,9 +8,9 @@ decides what becomes visible together.
 On PostgreSQL through psycopg 3, rows go through ``COPY ... FROM STDIN (FORMAT BINARY)``: psycopg
 encodes typed values in C and the server skips text parsing, about twice the rate of a text COPY of
 the same rows (docs/bench_publish.md). Values must then have their column's Python type (``date``,
-aware ``datetime``, ``float``, ``str``). Other databases get chunks of ``executemany`` with dates and
-timestamps bound as the stored ISO text (:func:`recsys_tasks.timeutil.iso`), so they sort the same
-way in every dialect.
+aware ``datetime``, ``float``, ``str``). Other databases get chunks of ``executemany``: SQLite, which
+has no date or timestamp types, with them bound as the stored ISO text (:func:`recsys_tasks.timeutil.iso`,
+text order is time order), every other database with the typed values its driver adapts.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from recsys_tasks.timeutil import iso, iso_column
 
 log = logging.getLogger(__name__)
 
-#: PostgreSQL types whose values are stored as ISO text where there is no COPY.
+#: PostgreSQL types whose values SQLite stores as ISO text.
 _TEMPORAL = frozenset({"date", "timestamptz"})
 #: How often (rows) the writers look at the clock to log progress.
 _PROGRESS_EVERY = 10_000
@@ -58,6 +58,11 @@ class Target:
 def has_copy(conn: sa.Connection) -> bool:
     """Whether ``conn`` loads by COPY: PostgreSQL through psycopg 3 (psycopg2 and others take executemany)."""
     return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+
+
+def stores_text_times(conn: sa.Connection) -> bool:
+    """Whether ``conn`` stores dates and timestamps as ISO text: SQLite, which has no such types."""
+    return conn.dialect.name == "sqlite"
 
 
 def write_rows(
@@ -91,7 +96,7 @@ def write_frame(
     chunk_rows: int = 50_000,
 ) -> int:
     """Append the ``target.columns`` of ``frame`` to ``target`` (:func:`write_rows` of its typed rows)."""
-    rows = frame_rows(frame, target, text_times=not has_copy(conn), chunk_rows=chunk_rows)
+    rows = frame_rows(frame, target, text_times=stores_text_times(conn), chunk_rows=chunk_rows)
     return write_rows(conn, target, rows, ids=ids, chunk_rows=chunk_rows)
 
 
@@ -153,7 +158,8 @@ def _executemany(
 ) -> int:
     insert = statement(f"insert_{target.statement}", dialect=conn.dialect.name, **ids)
     columns = target.columns
-    temporal = [i for i, pg_type in enumerate(target.pg_types) if pg_type in _TEMPORAL]
+    text_times = stores_text_times(conn)
+    temporal = [i for i, pg_type in enumerate(target.pg_types) if text_times and pg_type in _TEMPORAL]
     count, batch = 0, []
     for row in rows:
         values = list(row)
