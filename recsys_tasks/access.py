@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from recsys_tasks.config import RecsysConfig, check_identifier
 from recsys_tasks.data.warehouse import ensure_output_schema, table_ref
-from recsys_tasks.sqlfiles import load_sql, split_statements
+from recsys_tasks.sqlfiles import load_sql, run_script
 
 log = logging.getLogger(__name__)
 
@@ -130,5 +130,4 @@ def _require_postgresql(engine: sa.Engine) -> None:
 
 def _run_script(engine: sa.Engine, script: str) -> None:
     with engine.begin() as conn:
-        for statement in split_statements(script):
-            conn.exec_driver_sql(statement)
+        run_script(conn, script)

@@ -28,7 +28,7 @@ from recsys_tasks.config import RecsysConfig
 from recsys_tasks.data.synth import cli as synth_cli
 from recsys_tasks.data.warehouse import create_engine
 from recsys_tasks.settings import RecsysSettings
-from recsys_tasks.sqlfiles import split_statements
+from recsys_tasks.sqlfiles import run_statement, split_statements
 from recsys_tasks.timeutil import utc
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def run_query(engine: sa.Engine, sql: str) -> list[str]:
     outputs = []
     with engine.connect() as conn:
         for statement in split_statements(sql):
-            result = conn.exec_driver_sql(statement.rstrip().rstrip(";"))
+            result = run_statement(conn, statement.rstrip().rstrip(";"))
             if result.returns_rows:
                 outputs.append(format_table(list(result.keys()), result.fetchall()))
     return outputs

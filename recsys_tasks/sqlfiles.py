@@ -106,6 +106,21 @@ def quote_identifier(value: str, *, key: str = "identifier", dialect: str | None
     return ".".join(quote + check_identifier(p, key=key) + quote for p in parts)
 
 
+def run_statement(conn: sa.Connection, stmt: str) -> sa.CursorResult:
+    """Execute one SQL statement as written, with no parameters.
+
+    Drivers with a ``%s`` paramstyle (psycopg) parse placeholders even without parameters, so a
+    literal ``%`` (``format('%s', ...)``, ``LIKE 'a%'``) is escaped for them first.
+    """
+    return conn.exec_driver_sql(stmt.replace("%", "%%") if conn.dialect.paramstyle in ("format", "pyformat") else stmt)
+
+
+def run_script(conn: sa.Connection, script: str) -> None:
+    """Execute each statement of ``script`` (see :func:`run_statement`)."""
+    for stmt in split_statements(script):
+        run_statement(conn, stmt)
+
+
 def split_statements(text: str) -> list[str]:
     """Split a script on semicolons at line ends; ``$$``-quoted bodies are kept whole."""
     statements, current, in_dollar = [], [], False

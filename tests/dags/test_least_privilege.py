@@ -240,3 +240,25 @@ def test_grant_pipeline_refuses_a_schema_that_was_not_migrated(tmp_path, pg_data
     code = cli_main(["grant-pipeline", "--url", pg_database_url, "--config", str(config_path), "--role", roles["pipeline"]])
     assert code == 2
     assert f"the output schema {roles['output']} does not exist" in capsys.readouterr().err
+
+
+def test_grant_pipeline_hands_partitions_made_before_it_to_the_publisher_group(pg_database_url, roles, tmp_path, capsys):
+    """The owner published before the grant: its partitions become the publisher group's (a format('%s')
+    loop in the grant script, which psycopg used to mangle into '$1'), so the pipeline can replace them."""
+    config_path = _config(tmp_path, source_schema=roles["source"], output_schema=roles["output"])
+    owner_url, pipeline_url = _as(pg_database_url, roles["owner"]), _as(pg_database_url, roles["pipeline"])
+    admin = create_engine(pg_database_url, output_schema=roles["output"])
+    _shop(admin, WarehouseConfig(source_schema=roles["source"]))
+    assert cli_main(["migrate", "--url", owner_url, "--config", str(config_path)]) == 0
+    _publish_old(owner_url, roles["output"])
+    assert cli_main(["grant-pipeline", "--url", pg_database_url, "--config", str(config_path), "--role", roles["pipeline"]]) == 0
+    with admin.connect() as conn:
+        owners = conn.execute(sa.text(
+            "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :s"), {"s": roles["output"]}).scalars().all()
+    assert owners == [roles["publisher"]]
+    _publish_old(pipeline_url, roles["output"])  # a republish detaches and drops the owner's old partition
+    assert cli_main(["query", "--url", pg_database_url, "--config", str(config_path), "--sql",
+                     f"SELECT count(*) AS n FROM \"{roles['output']}\".recommendations WHERE user_id LIKE 'u%'"]) == 0
+    assert "3" in capsys.readouterr().out
+    admin.dispose()
