@@ -34,8 +34,8 @@ from benchmark_publish import AS_OF, MODEL, RUN, RandomRecommender, make_histori
 from recsys_tasks.data.publication import write_publication  # noqa: E402
 from recsys_tasks.data.publish_safety import PublishPolicy  # noqa: E402
 from recsys_tasks.data.sequences import SequenceData  # noqa: E402
-from recsys_tasks.data.shards import shard_of  # noqa: E402
 from recsys_tasks.data.sharded_publication import StagedShard, merge_shards, stage_shard  # noqa: E402
+from recsys_tasks.data.shards import shard_of  # noqa: E402
 from recsys_tasks.data.warehouse import ensure_output_schema  # noqa: E402
 from recsys_tasks.serving.ranking import Rules  # noqa: E402
 

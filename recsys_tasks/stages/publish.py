@@ -85,8 +85,8 @@ def plan(ctx: RunContext, snapshot: str) -> list[dict[str, Any]]:
 @names_storage_failures("publish")
 def stage_shard(ctx: RunContext, shard: dict[str, Any], *, top_k: int | None = None) -> dict[str, Any]:
     """Rank one shard's users with the planned champion and load them into the shard's staging table."""
-    from recsys_tasks.data.shards import read_activity
     from recsys_tasks.data.sharded_publication import stage_shard as stage
+    from recsys_tasks.data.shards import read_activity
     from recsys_tasks.data.snapshot import read_frame
     from recsys_tasks.registry import RegistryError, get_model
     from recsys_tasks.serving.eligibility import list_spec

@@ -6,12 +6,19 @@ shards) must be in the store, addressed by URI; the worker's disk holds only its
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import s3fs
 import sqlalchemy as sa
 import yaml
-from test_retrain_e2e import AIRFLOW, LOGICAL_DATE, _airflow_env, _check_publication, _config, _dag_test, _run, _shop
+from test_retrain_e2e import (
+    AIRFLOW,
+    LOGICAL_DATE,
+    _airflow_env,
+    _check_publication,
+    _config,
+    _dag_test,
+    _run,
+    _shop,
+)
 
 from recsys_tasks.config import WarehouseConfig
 from recsys_tasks.data.warehouse import create_engine

@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from recsys_tasks import registry
-from recsys_tasks.storage import ArtifactStore
 from recsys_tasks.data import warehouse
 from recsys_tasks.data.warehouse import ensure_output_schema
 from recsys_tasks.registry import RegistryError
+from recsys_tasks.storage import ArtifactStore
 
 
 @pytest.fixture

@@ -23,7 +23,12 @@ from recsys_tasks.data.migrations import (
     run_script,
     upgrade_output_schema,
 )
-from recsys_tasks.data.publication import RecommendationRow, SimilarItemRow, write_publication, write_similar_items
+from recsys_tasks.data.publication import (
+    RecommendationRow,
+    SimilarItemRow,
+    write_publication,
+    write_similar_items,
+)
 from recsys_tasks.data.warehouse import create_engine, ensure_output_schema
 from recsys_tasks.sqlfiles import load_sql, statement
 from recsys_tasks.timeutil import now_iso

@@ -22,8 +22,8 @@ from recsys_tasks.data import sources, synth
 from recsys_tasks.data.sequences import ItemVocab
 from recsys_tasks.data.warehouse import create_engine, ensure_output_schema
 from recsys_tasks.modeling.artifacts import WEIGHTS_FILE, build_model, save_model
-from recsys_tasks.storage import ArtifactStore
 from recsys_tasks.registry import ModelIntegrityError, get_champion, promote, register_model, store_model
+from recsys_tasks.storage import ArtifactStore
 
 AS_OF = datetime(2026, 2, 1, tzinfo=timezone.utc)
 

@@ -24,9 +24,9 @@ from recsys_tasks.data.sequences import ItemVocab
 from recsys_tasks.data.snapshot import extract_interval
 from recsys_tasks.data.warehouse import create_engine, ensure_output_schema
 from recsys_tasks.modeling.artifacts import build_model, save_model
-from recsys_tasks.storage import ArtifactStore
 from recsys_tasks.registry import promote, register_model, store_model
 from recsys_tasks.stages.refresh import refresh_publication
+from recsys_tasks.storage import ArtifactStore
 
 AS_OF = datetime(2026, 2, 1, tzinfo=timezone.utc)
 HOUR = (AS_OF + timedelta(hours=12), AS_OF + timedelta(hours=16))  # a 4-hour refresh interval
