@@ -26,12 +26,22 @@ from recsys_tasks.data.warehouse import create_engine, table_ref
 from recsys_tasks.sqlfiles import statement
 from recsys_tasks.storage import ArtifactStore
 from recsys_tasks.timeutil import as_date, iso_or_none
+from recsys_tasks.validation.checks import (
+    DTYPE_EXPECTATION,
+    ITEMS_IN_CATALOGUE,
+    NO_DUPLICATE_ROWS,
+    TYPE_SHARE,
+    UNPADDED_IDS,
+)
 
 #: What a user or item id typed into the UI may look like (ids of the warehouse are text).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _METRIC = re.compile(r"^(hr|ndcg|mrr|coverage)@\d{1,4}$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 _RUN_ID_MAX = 250
+#: Checks the pipeline computes itself (validation.checks): stored with the rest, absent from Data Docs.
+_COMPUTED_CHECKS = frozenset({DTYPE_EXPECTATION, ITEMS_IN_CATALOGUE, TYPE_SHARE, NO_DUPLICATE_ROWS, UNPADDED_IDS})
 
 #: The Data Docs directory name a run writes under its run directory (see stages.validate.run).
 DATA_DOCS_DIR = "data_docs"
@@ -111,7 +121,7 @@ def check_limit(value: int, *, maximum: int, key: str = "limit") -> int:
     return value
 
 
-def _as_of(value: Any) -> str | None:
+def as_of_text(value: Any) -> str | None:
     return None if value is None else as_date(value).isoformat()
 
 
@@ -136,7 +146,7 @@ def _same(value: Any) -> Any:
 #: JSON key -> how the column of the same name becomes JSON, for each kind of row the pages list.
 _Fields = Mapping[str, Callable[[Any], Any]]
 _RUN: _Fields = {
-    "run_id": _same, "as_of": _as_of, "interval_events": _same, "success": bool, "docs_uri": _same,
+    "run_id": _same, "as_of": as_of_text, "interval_events": _same, "success": bool, "docs_uri": _same,
     "created_at": iso_or_none,
 }
 _RESULT: _Fields = {
@@ -144,35 +154,33 @@ _RESULT: _Fields = {
     "observed_value": _same, "details": _same,
 }
 _POINT: _Fields = {
-    "as_of": _as_of, "run_id": _same, "role": _same, "model_version": _same, "value": float, "users": _same,
+    "as_of": as_of_text, "run_id": _same, "role": _same, "model_version": _same, "value": float, "users": _same,
+    "promoted": bool,
 }
 _PUBLICATION: _Fields = {
-    "as_of": _as_of, "run_id": _same, "model_version": _same, "users": _same, "rows": _same, "top_k": _same,
+    "as_of": as_of_text, "run_id": _same, "model_version": _same, "users": _same, "rows": _same, "top_k": _same,
     "published_at": iso_or_none,
 }
 _MODEL: _Fields = {
-    "model_version": _same, "parent_version": _same, "kind": _same, "status": _same, "as_of": _as_of,
+    "model_version": _same, "parent_version": _same, "kind": _same, "status": _same, "as_of": as_of_text,
     "data_start": iso_or_none, "data_end": iso_or_none, "holdout_users": _same, "decision": _same, "metrics": _json,
-    "created_at": iso_or_none, "status_changed_at": iso_or_none,
+    "created_at": iso_or_none, "status_changed_at": iso_or_none, "dag_id": _same, "run_id": _same,
 }
 #: A version's judgement: its metric and the one it was judged against on the same holdout, the
 #: delta, and the interval of the relative delta (an unbounded gain over a reference at 0 is null).
 _JUDGEMENT: _Fields = {
     "primary_metric": _num, "judged_against": _same, "judged_against_role": _same, "judged_run_id": _same,
-    "judged_as_of": _as_of, "reference_primary_metric": _num, "delta": _num, "relative_delta": _finite,
+    "judged_as_of": as_of_text, "reference_primary_metric": _num, "delta": _num, "relative_delta": _finite,
     "delta_low": _finite, "delta_high": _finite, "confidence": _num, "holdout_n": _same,
 }
-_ITEM: _Fields = {"item_id": _same, "title": _same, "category": _same}
-_RECOMMENDED: _Fields = {"rank": int, **_ITEM, "score": float, "reason": _same, "model_version": _same}
-_SIMILAR: _Fields = {"rank": int, **_ITEM, "score": float, "model_version": _same}
 
 
-def _records(rows: Iterable[sa.RowMapping], fields: _Fields, **columns: str) -> list[dict[str, Any]]:
+def records(rows: Iterable[sa.RowMapping], fields: _Fields, **columns: str) -> list[dict[str, Any]]:
     """``rows`` as JSON-ready dicts: each ``fields`` key from its column (same name, or ``columns[key]``)."""
     return [{key: convert(r[columns.get(key, key)]) for key, convert in fields.items()} for r in rows]
 
 
-def _rows(engine: sa.Engine, statement: sa.TextClause, params: Mapping[str, Any]) -> list[sa.RowMapping]:
+def fetch_rows(engine: sa.Engine, statement: sa.TextClause, params: Mapping[str, Any]) -> list[sa.RowMapping]:
     """Run one read-only statement; a missing output table becomes ``NotAvailable``."""
     try:
         with engine.connect() as conn:
@@ -187,19 +195,9 @@ def _rows(engine: sa.Engine, statement: sa.TextClause, params: Mapping[str, Any]
         raise
 
 
-def _sql(name: str, cfg: RecsysConfig, engine: sa.Engine, **identifiers: str) -> sa.TextClause:
+def output_sql(name: str, cfg: RecsysConfig, engine: sa.Engine, **identifiers: str) -> sa.TextClause:
     """Statement ``name`` for the engine's dialect, over the configured output schema."""
     return statement(name, dialect=engine.dialect.name, schema=cfg.warehouse.output_schema, **identifiers)
-
-
-def _item_identifiers(cfg: RecsysConfig) -> dict[str, str]:
-    wh = cfg.warehouse
-    return {
-        "items": table_ref(wh.source_schema, wh.items_table),
-        "item_id": wh.item_column("item_id"),
-        "title": wh.item_column("title"),
-        "category": wh.item_column("category"),
-    }
 
 
 def registry_timeline(engine: sa.Engine, cfg: RecsysConfig, *, limit: int = 50) -> dict[str, Any]:
@@ -207,128 +205,95 @@ def registry_timeline(engine: sa.Engine, cfg: RecsysConfig, *, limit: int = 50) 
     it was judged against on the same holdout (the champion of the run that judged it, else most-popular)."""
     check_limit(limit, maximum=500)
     metric = cfg.evaluation.primary_metric
-    rows = _rows(engine, _sql("ui_select_registry_timeline", cfg, engine), {"limit": limit})
+    rows = fetch_rows(engine, output_sql("ui_select_registry_timeline", cfg, engine), {"limit": limit})
     judged: dict[str, dict[str, Any]] = {}
     if rows:
-        stmt = _sql("ui_select_judgements", cfg, engine).bindparams(sa.bindparam("versions", expanding=True))
-        found = _rows(engine, stmt, {"versions": sorted({r["model_version"] for r in rows}), "metric": metric})
+        stmt = output_sql("ui_select_judgements", cfg, engine).bindparams(sa.bindparam("versions", expanding=True))
+        found = fetch_rows(engine, stmt, {"versions": sorted({r["model_version"] for r in rows}), "metric": metric})
         # Oldest run first, champion after baseline: the last row of a version is its judgement.
-        judged = {j["model_version"]: record for j, record in zip(found, _records(found, _JUDGEMENT), strict=True)}
+        judged = {j["model_version"]: record for j, record in zip(found, records(found, _JUDGEMENT), strict=True)}
     versions = []
-    for model in _records(rows, _MODEL):
+    for model in records(rows, _MODEL):
         unjudged = {**dict.fromkeys(_JUDGEMENT), "primary_metric": _num(model["metrics"].get(metric))}
         versions.append({**model, **judged.get(model["model_version"], unjudged)})
     return {"metric": metric, "versions": versions}
 
 
 def metric_history(
-    engine: sa.Engine, cfg: RecsysConfig, *, metric: str | None = None, limit: int = 300
+    engine: sa.Engine, cfg: RecsysConfig, *, metric: str | None = None, segment: str = "all", limit: int = 300
 ) -> dict[str, Any]:
-    """One metric ('all' segment) per run and role, oldest first, grouped into one series per role."""
+    """One metric of one segment per run and role, oldest first, grouped into one series per role,
+    with the metrics and segments there are to choose from."""
     metric = metric or cfg.evaluation.primary_metric
     _matching(_METRIC, metric, f"metric={metric[:40]!r}: use hr@K, ndcg@K, mrr@K or coverage@K")
+    _matching(_SEGMENT, segment, f"segment={str(segment)[:40]!r}: use 1 to 64 letters, digits or _ . : @ -")
     check_limit(limit, maximum=5000)
-    rows = _rows(engine, _sql("ui_select_metric_history", cfg, engine), {"metric": metric, "limit": limit})
-    points = _records(reversed(rows), _POINT)
+    params = {"metric": metric, "segment": segment, "limit": limit}
+    rows = fetch_rows(engine, output_sql("ui_select_metric_history", cfg, engine), params)
+    points = records(reversed(rows), _POINT)
     series: dict[str, list[dict[str, Any]]] = {"champion": [], "challenger": [], "baseline": []}
     for p in points:
         series.setdefault(p["role"], []).append(p)
-    return {"metric": metric, "points": points, "series": series}
+    names = fetch_rows(engine, output_sql("ui_select_metric_names", cfg, engine), {})
+    return {
+        "metric": metric,
+        "segment": segment,
+        "points": points,
+        "series": series,
+        "metrics": sorted({r["metric"] for r in names}, key=_metric_order),
+        "segments": sorted({r["segment"] for r in names}, key=lambda s: (s != "all", s)),
+    }
+
+
+def _metric_order(metric: str) -> tuple[str, int]:
+    name, _, k = metric.partition("@")
+    return name, int(k) if k.isdigit() else 0
 
 
 def validation_summary(
     engine: sa.Engine, cfg: RecsysConfig, *, run_id: str | None = None, runs: int = 20
 ) -> dict[str, Any]:
-    """The newest validation runs and every expectation outcome of one run (the newest by default)."""
+    """The newest validation runs and every expectation outcome of one run (the newest by default),
+    each marked with whether Great Expectations evaluated it (and so its Data Docs show it), with
+    the counts per suite."""
     check_limit(runs, maximum=500, key="runs")
     if run_id is not None:
         check_run_id(run_id)
-    run_rows = _rows(engine, _sql("ui_select_validation_runs", cfg, engine), {"limit": runs})
-    listed = [{**run, "docs_path": data_docs_relpath(cfg, run["docs_uri"])} for run in _records(run_rows, _RUN)]
+    run_rows = fetch_rows(engine, output_sql("ui_select_validation_runs", cfg, engine), {"limit": runs})
+    listed = [{**run, "docs_path": data_docs_relpath(cfg, run["docs_uri"])} for run in records(run_rows, _RUN)]
     selected = run_id if run_id is not None else (listed[0]["run_id"] if listed else None)
     results: list[dict[str, Any]] = []
     if selected is not None:
-        res = _rows(engine, _sql("ui_select_validation_results", cfg, engine), {"run_id": selected})
+        res = fetch_rows(engine, output_sql("ui_select_validation_results", cfg, engine), {"run_id": selected})
         # An older run than the list shows is fine as long as it has results.
         if run_id is not None and not res and not any(r["run_id"] == run_id for r in listed):
             raise NotFound(f"validation run {run_id!r} has no recorded results")
-        results = _records(res, _RESULT, column="column_name")
-    return {"runs": listed, "run_id": selected, "results": results}
+        results = [
+            {**r, "in_data_docs": r["expectation"] not in _COMPUTED_CHECKS}
+            for r in records(res, _RESULT, column="column_name")
+        ]
+    return {"runs": listed, "run_id": selected, "results": results, "suites": _suite_counts(results)}
+
+
+def _suite_counts(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per suite: checks, failures, and how many Great Expectations evaluated (its Data Docs page's count)."""
+    counts: dict[str, dict[str, Any]] = {}
+    for r in results:
+        c = counts.setdefault(r["suite"], {"suite": r["suite"], "checks": 0, "failed": 0, "in_data_docs": 0})
+        c["checks"] += 1
+        c["failed"] += not r["success"]
+        c["in_data_docs"] += r["in_data_docs"]
+    return sorted(counts.values(), key=lambda c: c["suite"])
 
 
 def latest_publication(engine: sa.Engine, cfg: RecsysConfig, *, as_of: str | None = None) -> dict[str, Any] | None:
     """The publication of ``as_of`` (the newest when None), or None."""
     check_date(as_of)
     if as_of is None:
-        rows = _rows(engine, _sql("ui_select_latest_publication", cfg, engine), {})
+        rows = fetch_rows(engine, output_sql("ui_select_latest_publication", cfg, engine), {})
     else:
-        rows = _rows(engine, _sql("ui_select_publication", cfg, engine), {"as_of": as_of})
-    return _records(rows[:1], _PUBLICATION)[0] if rows else None
-
-
-def user_recommendations(
-    engine: sa.Engine, cfg: RecsysConfig, user_id: str, *, as_of: str | None = None
-) -> dict[str, Any]:
-    """A user's published top-K (newest publication unless ``as_of``) with titles, scores and reasons."""
-    check_id(user_id, kind="user")
-    publication = latest_publication(engine, cfg, as_of=as_of)
-    if publication is None:
-        where = f"for {as_of}" if as_of else "yet"
-        raise NotFound(f"there is no publication {where}; the recsys_retrain DAG publishes one per as-of date")
-    stmt = _sql("ui_select_user_recommendations", cfg, engine, **_item_identifiers(cfg))
-    rows = _rows(engine, stmt, {"as_of": publication["as_of"], "user_id": user_id})
-    if not rows:
-        raise NotFound(
-            f"user {user_id!r} has no recommendations in the publication of {publication['as_of']} "
-            "(unknown user, or no history before that date)"
-        )
-    return {"user_id": user_id, "publication": publication, "items": _records(rows, _RECOMMENDED)}
-
-
-def item_neighbours(engine: sa.Engine, cfg: RecsysConfig, item_id: str, *, limit: int = 20) -> dict[str, Any]:
-    """An item's catalogue row, its reach in the newest publication and its similar items."""
-    check_id(item_id, kind="item")
-    check_limit(limit, maximum=200)
-    found = _rows(engine, _sql("ui_select_item", cfg, engine, **_item_identifiers(cfg)), {"item_id": item_id})
-    publication = latest_publication(engine, cfg)
-    reach = None
-    if publication is not None:
-        counted = _rows(
-            engine,
-            _sql("ui_count_item_recommendations", cfg, engine),
-            {"as_of": publication["as_of"], "item_id": item_id},
-        )[0]
-        reach = {"as_of": publication["as_of"], "users": int(counted["users"]), "best_rank": counted["best_rank"]}
-    if not found and not (reach and reach["users"]):
-        raise NotFound(f"item {item_id!r} is neither in the catalogue nor in the newest publication")
-    item = _records(found[:1], _ITEM)[0] if found else {"item_id": item_id, "title": None, "category": None}
-    return {"item": item, "in_publication": reach, **_similar_items(engine, cfg, item_id, limit=limit)}
-
-
-def _similar_items(engine: sa.Engine, cfg: RecsysConfig, item_id: str, *, limit: int) -> dict[str, Any]:
-    """``similar``, ``similar_as_of`` and a ``message`` saying why the list is empty, if it is."""
-    out: dict[str, Any] = {"similar": [], "similar_as_of": None, "message": None}
-    if not sa.inspect(engine).has_table("similar_items", schema=cfg.warehouse.output_schema):
-        out["message"] = (
-            f"similar items are not available: table {cfg.warehouse.output_schema}.similar_items does not "
-            "exist yet (a publication that computes item neighbours creates it)"
-        )
-        return out
-    latest = _rows(engine, _sql("ui_select_similar_as_of", cfg, engine), {})
-    as_of = _as_of(latest[0]["as_of"]) if latest else None
-    if as_of is None:
-        out["message"] = "similar items are not available: the similar_items table is empty"
-        return out
-    rows = _rows(
-        engine,
-        _sql("ui_select_similar_items", cfg, engine, **_item_identifiers(cfg)),
-        {"as_of": as_of, "item_id": item_id, "limit": limit},
-    )
-    out["similar_as_of"] = as_of
-    out["similar"] = _records(rows, _SIMILAR)
-    if not rows:
-        out["message"] = f"item {item_id!r} has no similar items in the table of {as_of}"
-    return out
+        rows = fetch_rows(engine, output_sql("ui_select_publication", cfg, engine), {"as_of": as_of})
+    return records(rows[:1], _PUBLICATION)[0] if rows else None
 
 
 def data_docs_relpath(cfg: RecsysConfig, docs_uri: str | None) -> str | None:
@@ -388,12 +353,13 @@ __all__: Sequence[str] = [
     "check_limit",
     "check_run_id",
     "create_reader_engine",
+    "fetch_rows",
     "data_docs_relpath",
-    "item_neighbours",
     "latest_publication",
     "metric_history",
+    "output_sql",
+    "records",
     "registry_timeline",
     "resolve_data_docs",
-    "user_recommendations",
     "validation_summary",
 ]

@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta, timezone
 import pandas as pd
 import sqlalchemy as sa
 
-from recsys_tasks import insights, registry
+from recsys_tasks import insights, lookups, registry
 from recsys_tasks.config import RecsysConfig
 from recsys_tasks.data import publication, sources, synth
 from recsys_tasks.data.warehouse import create_engine, ensure_output_schema
@@ -138,8 +138,8 @@ def main() -> None:
         user = lambda: f"u{rng.randrange(args.users):07d}"  # noqa: E731
         item = lambda: f"i{rng.randrange(args.items):06d}"  # noqa: E731
         cases = {
-            "GET /api/users/{id}/recommendations": lambda: insights.user_recommendations(reader, cfg, user()),
-            "GET /api/items/{id}/similar": lambda: insights.item_neighbours(reader, cfg, item()),
+            "GET /api/users/{id}/recommendations": lambda: lookups.user_recommendations(reader, cfg, user()),
+            "GET /api/items/{id}/similar": lambda: lookups.item_neighbours(reader, cfg, item()),
             "GET /api/registry (50 versions)": lambda: insights.registry_timeline(reader, cfg),
             "GET /api/metrics (300 points)": lambda: insights.metric_history(reader, cfg),
             "GET /api/validation": lambda: insights.validation_summary(reader, cfg),

@@ -18,7 +18,9 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from recsys_tasks import insights
+from recsys_tasks import insights, lookups
+
+from . import datadocs_assets
 from recsys_tasks.config import ConfigError, RecsysConfig
 from recsys_tasks.data.warehouse import WarehouseError
 
@@ -133,10 +135,14 @@ def _api_router(sources: _Sources, require_user: Authenticate) -> APIRouter:
         return insights.registry_timeline(eng, cfg, limit=limit)
 
     @api.get("/metrics")
-    def metrics(metric: str | None = Query(None, max_length=20), limit: int = Query(300)) -> dict[str, Any]:
-        """Metric history of champion, challenger and baseline (the primary metric by default)."""
+    def metrics(
+        metric: str | None = Query(None, max_length=20),
+        segment: str = Query("all", max_length=64),
+        limit: int = Query(300),
+    ) -> dict[str, Any]:
+        """Metric history of champion, challenger and baseline (the primary metric of all holdout users by default)."""
         eng, cfg = sources.both()
-        return insights.metric_history(eng, cfg, metric=metric, limit=limit)
+        return insights.metric_history(eng, cfg, metric=metric, segment=segment, limit=limit)
 
     @api.get("/validation")
     def validation(
@@ -159,19 +165,34 @@ def _api_router(sources: _Sources, require_user: Authenticate) -> APIRouter:
             raise insights.NotFound("there is no publication yet; the recsys_retrain DAG publishes one per as-of date")
         return found
 
+    @api.get("/publications")
+    def publications(limit: int = Query(60)) -> dict[str, Any]:
+        """The newest publications (the as-of dates a lookup can show)."""
+        eng, cfg = sources.both()
+        return lookups.publications(eng, cfg, limit=limit)
+
     @api.get("/users/{user_id}/recommendations")
     def user_recommendations(user_id: str, as_of: str | None = Query(None, max_length=10)) -> dict[str, Any]:
-        """A user's current top-K with titles, scores and reasons."""
+        """A user's top-K with titles, scores (and what kind of score) and reasons."""
         insights.check_id(user_id, kind="user")  # before touching the database or the connection
         eng, cfg = sources.both()
-        return insights.user_recommendations(eng, cfg, user_id, as_of=as_of)
+        return lookups.user_recommendations(eng, cfg, user_id, as_of=as_of)
+
+    @api.get("/users/{user_id}/events")
+    def user_events(
+        user_id: str, as_of: str | None = Query(None, max_length=10), limit: int = Query(20)
+    ) -> dict[str, Any]:
+        """The user's newest events before the publication's cutoff."""
+        insights.check_id(user_id, kind="user")
+        eng, cfg = sources.both()
+        return lookups.user_events(eng, cfg, user_id, as_of=as_of, limit=limit)
 
     @api.get("/items/{item_id}/similar")
     def similar_items(item_id: str, limit: int = Query(20)) -> dict[str, Any]:
         """An item, how many users it reaches in the newest publication, and its similar items."""
         insights.check_id(item_id, kind="item")
         eng, cfg = sources.both()
-        return insights.item_neighbours(eng, cfg, item_id, limit=limit)
+        return lookups.item_neighbours(eng, cfg, item_id, limit=limit)
 
     return api
 
@@ -180,13 +201,26 @@ def _data_docs_router(sources: _Sources, require_user: Authenticate) -> APIRoute
     router = APIRouter(dependencies=[Depends(require_user)])
 
     @router.get("/datadocs/{path:path}", name="data_docs", include_in_schema=False)
-    def data_docs(path: str) -> Response:
-        """A Great Expectations Data Docs file under the artifact root, local or remote (nothing else is served)."""
+    def data_docs(request: Request, path: str) -> Response:
+        """A Great Expectations Data Docs file under the artifact root, local or remote (nothing else is served);
+        HTML pages load their scripts and styles from this app instead of CDNs."""
         target = insights.resolve_data_docs(sources.settings(), path)
         headers = {"Cache-Control": "no-store"}
+        if target.suffix.lower() in (".html", ".htm"):
+            html = target.read_bytes().decode("utf-8", errors="replace")
+            local = datadocs_assets.rewrite(html, lambda name: str(request.url_for("data_docs_asset", name=name)))
+            return HTMLResponse(local, headers=headers)
         if isinstance(target, Path):  # a local store: streamed from disk
             return FileResponse(target, headers=headers)
         media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         return Response(target.read_bytes(), media_type=media_type, headers=headers)
+
+    @router.get("/datadocs-assets/{name}", name="data_docs_asset", include_in_schema=False)
+    def data_docs_asset(name: str) -> Response:
+        """A vendored script or stylesheet Data Docs pages load (jQuery, Bootstrap, Vega, …)."""
+        found = datadocs_assets.asset(name)
+        if found is None:
+            raise insights.NotFound(f"{name!r} is not one of the Data Docs assets served here")
+        return FileResponse(found, headers={"Cache-Control": "public, max-age=86400"})
 
     return router

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from fastapi import HTTPException, Request
 from fastapi.testclient import TestClient
 from recsys_ui.app import create_app
-from ui_seed import AS_OF, ITEMS, TOP_K, Filled
+from ui_seed import AS_OF, ITEMS, TOP_K, U1_EVENTS, Filled
 
 from recsys_tasks import insights
 
@@ -43,6 +43,48 @@ def test_user_recommendations_have_titles_scores_and_reasons(client: TestClient)
         for rank, (item, score, reason) in enumerate(TOP_K["u1"], start=1)
     ]
     assert got == want
+
+
+def test_score_kinds_say_how_to_read_each_score(client: TestClient) -> None:
+    u1 = client.get("/api/users/u1/recommendations").json()["items"]
+    assert {r["score_kind"] for r in u1} == {"model"}
+    u3 = client.get("/api/users/u3/recommendations").json()["items"]
+    assert [(r["item_id"], r["score"], r["score_kind"]) for r in u3] == [("i3", 199.0, "trending"), ("i4", pytest.approx(0.7), "new_item")]
+    similar = client.get("/api/items/i1/similar").json()["similar"]
+    assert {s["score_kind"] for s in similar} == {"similarity"}
+
+
+def test_user_events_before_the_publication_cutoff(client: TestClient) -> None:
+    body = client.get("/api/users/u1/events").json()
+    assert (body["as_of"], body["since"], body["message"]) == ("2026-01-05", "2025-12-06", None)
+    # Newest first; the purchase after the cutoff and the view from November are not shown.
+    got = [(e["event_ts"][:16], e["event_type"], e["item_id"], e["title"], e["query"]) for e in body["events"]]
+    want = [(ts[:16], kind, item, ITEMS[item][0] if item else None, query) for ts, kind, item, query in reversed(U1_EVENTS[1:4])]
+    assert [(t.replace("T", " "), *rest) for t, *rest in got] == [(t.replace("T", " "), *rest) for t, *rest in want]
+    assert body["events"][0]["value"] == 9.5
+    older = client.get("/api/users/u1/events", params={"as_of": "2026-01-04"}).json()
+    assert [e["event_type"] for e in older["events"]] == ["view", "search"]
+    nobody = client.get("/api/users/nobody/events").json()
+    assert nobody["events"] == [] and "no events of 'nobody'" in nobody["message"]
+    assert client.get("/api/users/u1' OR 1=1 --/events").status_code == 400
+    assert client.get("/api/users/u1/events", params={"as_of": "2020-01-01"}).status_code == 404
+
+
+def test_user_events_without_a_readable_events_table_say_so(client: TestClient, filled: Filled) -> None:
+    wh = filled.cfg.warehouse
+    with filled.writer.begin() as conn:
+        name = f'"{wh.source_schema}".{wh.events_table}' if wh.source_schema else wh.events_table
+        conn.exec_driver_sql(f"DROP TABLE {name}")
+    filled.engine.dispose()
+    body = client.get("/api/users/u1/events").json()
+    assert body["events"] == [] and "not readable through the output connection" in body["message"]
+    assert client.get("/api/users/u1/recommendations").status_code == 200
+
+
+def test_publications_newest_first(client: TestClient) -> None:
+    body = client.get("/api/publications").json()
+    assert [(p["as_of"], p["model_version"], p["users"]) for p in body["publications"]] == [("2026-01-05", "m2", 3), ("2026-01-04", "m1", 1)]
+    assert client.get("/api/publications", params={"limit": 0}).status_code == 400
 
 
 def test_user_ids_with_allowed_punctuation_and_unknown_items(client: TestClient) -> None:
@@ -103,7 +145,7 @@ def test_registry_deltas_are_against_the_judging_model_on_the_same_holdout(clien
     body = client.get("/api/registry").json()
     assert body["metric"] == "ndcg@10"
     by_version = {v["model_version"]: v for v in body["versions"]}
-    assert [v["model_version"] for v in body["versions"]] == ["m3", "m2", "m1"]
+    assert [v["model_version"] for v in body["versions"]] == ["m3", "m2", "m1", "m0"]
     # m3 was judged on r3 against m2, which scored 0.26 there: -0.02, not the -0.01 that m2's own
     # night (0.25) would suggest. The bootstrap interval of r3 comes with it.
     m3 = by_version["m3"]
@@ -125,6 +167,18 @@ def test_registry_deltas_are_against_the_judging_model_on_the_same_holdout(clien
     assert "replaced by m2" in m1["decision"]
 
 
+def test_registry_is_sorted_by_as_of_and_names_the_airflow_run(client: TestClient) -> None:
+    versions = client.get("/api/registry").json()["versions"]
+    # m0 was registered last, by a backfill for an older date: it sorts by its as-of, not its creation.
+    assert [(v["as_of"], v["model_version"]) for v in versions] == [
+        ("2026-01-05", "m3"), ("2026-01-05", "m2"), ("2026-01-04", "m1"), ("2026-01-03", "m0")
+    ]
+    assert [(v["dag_id"], v["run_id"]) for v in versions] == [
+        ("recsys_retrain", "r3"), ("recsys_retrain", "r2"), ("recsys_retrain", "r1"), ("recsys_retrain", "backfill__2026-01-03")
+    ]
+    assert versions[-1]["delta"] is None and versions[-1]["primary_metric"] == pytest.approx(0.15)  # never evaluated
+
+
 def test_registry_delta_when_the_judging_model_is_outside_the_window(client: TestClient) -> None:
     newest = client.get("/api/registry", params={"limit": 1}).json()["versions"]
     assert [v["model_version"] for v in newest] == ["m3"]
@@ -143,16 +197,54 @@ def test_metric_history_per_role(client: TestClient) -> None:
     assert client.get("/api/metrics", params={"metric": "hr@10"}).json()["points"] == []
 
 
+def test_metric_history_says_who_was_promoted_how_many_users_and_what_else_there_is(client: TestClient) -> None:
+    body = client.get("/api/metrics").json()
+    assert (body["segment"], body["metrics"], body["segments"]) == ("all", ["ndcg@10"], ["all", "new_users"])
+    # m1 (the first model) and m2 were promoted by the run that evaluated them; m3 was not.
+    assert [(p["model_version"], p["promoted"]) for p in body["series"]["challenger"]] == [("m1", True), ("m2", True), ("m3", False)]
+    assert not any(p["promoted"] for p in body["series"]["champion"] + body["series"]["baseline"])
+    assert {p["users"] for p in body["points"]} == {50}
+    segment = client.get("/api/metrics", params={"segment": "new_users"}).json()
+    assert segment["segment"] == "new_users" and len(segment["points"]) == 8
+    assert {(p["value"], p["users"]) for p in segment["points"]} == {(0.01, 3)}
+    assert client.get("/api/metrics", params={"segment": "nobody"}).json()["points"] == []
+    bad = client.get("/api/metrics", params={"segment": "all' --"})
+    assert bad.status_code == 400 and "segment" in bad.json()["detail"]
+
+
 def test_validation_results_link_to_data_docs(client: TestClient) -> None:
     body = client.get("/api/validation").json()
     assert body["run_id"] == "r2"
     run = body["runs"][0]
     assert run["success"] is True and run["interval_events"] == 12
     assert run["docs_url"].endswith("/datadocs/recsys_retrain/2026-01-05/r2/data_docs/index.html")
-    assert [(r["success"], r["severity"]) for r in body["results"]] == [(False, "warning"), (True, "blocking")]
+    assert [(r["success"], r["severity"]) for r in body["results"]] == [(False, "warning"), (True, "blocking"), (True, "blocking")]
+    # The dtype check is the pipeline's own, so the events page of the Data Docs counts 2, not 3.
+    assert {r["expectation"]: r["in_data_docs"] for r in body["results"]} == {
+        "expect_table_row_count_to_be_between": True, "expect_column_values_to_not_be_null": True,
+        "expect_column_dtype_to_be_canonical": False,
+    }
+    assert body["suites"] == [{"suite": "events", "checks": 3, "failed": 1, "in_data_docs": 2}]
     docs = client.get(run["docs_url"])
     assert docs.status_code == 200 and "Data Docs of r2" in docs.text
+    # The CDN assets come from this app, without the CDN's integrity hashes; unknown external tags are dropped.
+    assert "https://" not in docs.text and "integrity" not in docs.text and "font-awesome" not in docs.text
+    jquery = docs.text.split('<script src="')[1].split('"')[0]
+    assert jquery.endswith("/datadocs-assets/jquery.min.js")
+    asset = client.get(jquery)
+    assert asset.status_code == 200 and "jQuery v3.7.1" in asset.text[:200]
+    assert client.get("/datadocs-assets/..%2Fapp.py").status_code == 404
+    assert client.get("/datadocs-assets/app.py").status_code == 404
     assert client.get("/api/validation", params={"run_id": "no-such-run"}).status_code == 404
+
+
+def test_validation_of_an_older_run(client: TestClient) -> None:
+    body = client.get("/api/validation", params={"run_id": "r1"}).json()
+    assert [r["run_id"] for r in body["runs"]] == ["r2", "r1"] and body["run_id"] == "r1"
+    assert body["runs"][1]["docs_url"] is None
+    assert [(r["expectation"], r["observed_value"]) for r in body["results"]] == [
+        ("expect_column_values_to_not_be_null", '{"unexpected_count": 0, "element_count": 7, "examples": []}')
+    ]
 
 
 @pytest.mark.parametrize(
@@ -213,7 +305,7 @@ def test_similar_items_table_missing_gives_a_message(client: TestClient, filled:
 
 def test_publication_endpoint(client: TestClient) -> None:
     body = client.get("/api/publication").json()
-    assert (body["as_of"], body["model_version"], body["users"], body["rows"]) == ("2026-01-05", "m2", 2, 5)
+    assert (body["as_of"], body["model_version"], body["users"], body["rows"]) == ("2026-01-05", "m2", 3, 7)
 
 
 def test_reader_engine_cannot_write(filled: Filled) -> None:

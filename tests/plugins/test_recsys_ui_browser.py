@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -133,12 +134,11 @@ def test_signed_in_api_and_nav_entry(api_server: str) -> None:
     assert views and views[0]["href"] == "/recsys/" and views[0]["url_route"] == "recommendations"
 
 
-def test_user_lookup_in_headless_chromium(api_server: str, tmp_path: Path) -> None:
+@pytest.fixture
+def browser(api_server: str, tmp_path: Path) -> Iterator[Any]:
+    """Headless Chromium signed in to the api-server (the JWT in the _token cookie, as the Airflow UI keeps it)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -149,35 +149,149 @@ def test_user_lookup_in_headless_chromium(api_server: str, tmp_path: Path) -> No
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         driver.set_page_load_timeout(30)
-        # Sign in the way the Airflow UI does: the JWT in the _token cookie of the api-server's origin.
         driver.get(f"{api_server}/api/v2/version")
         driver.add_cookie({"name": "_token", "value": _token(api_server), "path": "/"})
-        driver.get(f"{api_server}/recsys/")
-        wait = WebDriverWait(driver, 20)
-        wait.until(ec.text_to_be_present_in_element((By.ID, "publication"), "as of 2026-01-05"))
-        field = driver.find_element(By.ID, "user-id")
-        field.send_keys("u1")
-        driver.find_element(By.ID, "user-submit").click()
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#user-result table")))
-        rows = driver.find_elements(By.CSS_SELECTOR, "#user-result tbody tr")
-        shown = [(r.get_attribute("data-item-id"), r.find_element(By.CSS_SELECTOR, "td.title").text) for r in rows]
-        assert shown == [(item, ITEMS[item][0]) for item, _score, _reason in TOP_K["u1"]]
-        assert "because you viewed Blue Kettle" in driver.find_element(By.ID, "user-result").text
-        # The other panels rendered from their endpoints.
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#metrics-chart svg polyline")))
-        wait.until(ec.text_to_be_present_in_element((By.ID, "registry"), "ndcg@10 +25% over m1"))
-        wait.until(ec.presence_of_element_located((By.LINK_TEXT, "Data Docs")))
-        # A malformed id is refused in the page, before any request.
-        field.clear()
-        field.send_keys("' OR 1=1 --")
-        driver.find_element(By.ID, "user-submit").click()
-        assert "letters, digits" in driver.find_element(By.ID, "user-result").text
-        field.clear()
-        field.send_keys("u1")
-        driver.find_element(By.ID, "user-submit").click()
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#user-result table")))
-        shot = tmp_path / "recsys_ui.png"
-        assert driver.save_screenshot(str(shot))
-        shutil.copy(shot, "/tmp/recsys_ui.png")
+        yield driver
     finally:
         driver.quit()
+
+
+def _shot(driver: Any, tmp_path: Path, name: str) -> None:
+    shot = tmp_path / name
+    assert driver.save_screenshot(str(shot))
+    shutil.copy(shot, f"/tmp/{name}")
+
+
+def test_user_lookup_in_headless_chromium(api_server: str, browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver, wait = browser, WebDriverWait(browser, 20)
+    driver.get(f"{api_server}/recsys/")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "publication"), "as of 2026-01-05"))
+    driver.find_element(By.ID, "user-id").send_keys("u1")
+    driver.find_element(By.ID, "user-submit").click()
+    # A lookup is a navigation: the address carries it and can be shared.
+    wait.until(ec.url_contains("?user=u1"))
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#user-result table")))
+    rows = driver.find_elements(By.CSS_SELECTOR, "#user-result tbody tr")
+    shown = [(r.get_attribute("data-item-id"), r.find_element(By.CSS_SELECTOR, "td.title").text) for r in rows]
+    assert shown == [(item, ITEMS[item][0]) for item, _score, _reason in TOP_K["u1"]]
+    result = driver.find_element(By.ID, "user-result").text
+    assert "because you viewed Blue Kettle" in result and "model score" in result and "trending count" not in result
+    # The user's events before the cutoff beside them, newest first; the purchase after it is not there.
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#user-events table")))
+    kinds = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#user-events td.event-type")]
+    assert kinds == ["add_to_cart", "view", "search"]
+    assert "“kettle”" in driver.find_element(By.ID, "user-events").text
+    _shot(driver, tmp_path, "recsys_ui.png")
+
+    # An older publication through the as-of picker.
+    Select(driver.find_element(By.ID, "as-of")).select_by_value("2026-01-04")
+    wait.until(ec.url_contains("as_of=2026-01-04"))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "user-result"), "as of 2026-01-04"))
+    assert [r.get_attribute("data-item-id") for r in driver.find_elements(By.CSS_SELECTOR, "#user-result tbody tr")] == ["i1"]
+
+    # A cold-start list says its scores are trending counts, not logits.
+    driver.get(f"{api_server}/recsys/?user=u3")
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#user-result table")))
+    assert "trending count" in driver.find_element(By.ID, "user-result").text
+    assert "new-item slot" in driver.find_element(By.ID, "user-result").text
+
+    # Items are links to their lookup.
+    driver.find_element(By.CSS_SELECTOR, "#user-result a.item-link[data-item='i3']").click()
+    wait.until(ec.url_contains("item=i3"))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "item-result"), "Garden Hose"))
+    assert driver.find_element(By.ID, "user-id").get_attribute("value") == "u3"  # the rest of the state stays
+
+    # A malformed id is refused in the page, before any request or navigation.
+    field = driver.find_element(By.ID, "user-id")
+    field.clear()
+    field.send_keys("' OR 1=1 --")
+    driver.find_element(By.ID, "user-submit").click()
+    assert "letters, digits" in driver.find_element(By.ID, "user-result").text
+    assert "user=u3" in driver.current_url
+
+
+def test_registry_chart_and_validation_in_headless_chromium(api_server: str, browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver, wait = browser, WebDriverWait(browser, 20)
+    driver.get(f"{api_server}/recsys/")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "registry"), "ndcg@10 +25% over m1"))
+    # Newest as-of first (the backfilled m0, registered last, is last); each row links into Airflow.
+    versions = [r.get_attribute("data-version") for r in driver.find_elements(By.CSS_SELECTOR, "#registry tbody tr")]
+    assert versions == ["m3", "m2", "m1", "m0"]
+    links = {a.text: a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "#registry tr[data-version='m3'] a")}
+    assert links == {
+        "run": f"{api_server}/dags/recsys_retrain/runs/r3",
+        "train log": f"{api_server}/dags/recsys_retrain/runs/r3/tasks/train",
+        "evaluate log": f"{api_server}/dags/recsys_retrain/runs/r3/tasks/evaluate",
+    }
+    m3 = driver.find_element(By.CSS_SELECTOR, "#registry tr[data-version='m3']").text
+    assert "m2 (champion, 0.2600, n=50)" in m3 and "-0.0200 (-7.7%" in m3
+    # A long decision is one line until opened.
+    details = driver.find_element(By.CSS_SELECTOR, "#registry tr[data-version='m0'] details")
+    assert details.get_attribute("open") is None
+    details.find_element(By.TAG_NAME, "summary").click()
+    assert details.get_attribute("open") is not None
+
+    # The chart: the first model is the champion after its run (it was promoted), m3 the one challenger not promoted.
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#metrics-chart svg polyline")))
+    roles = [c.get_attribute("data-role") for c in driver.find_elements(By.CSS_SELECTOR, "#metrics-chart circle")]
+    assert roles.count("champion") == 3 and roles.count("challenger") == 1 and roles.count("baseline") == 3
+    titles = [t.get_attribute("textContent") for t in driver.find_elements(By.CSS_SELECTOR, "#metrics-chart circle title")]
+    assert any(t.startswith("champion (promoted m1) m1 · as of 2026-01-04") and "(n=50 users)" in t for t in titles)
+    assert "all holdout users" in driver.find_element(By.ID, "metric-name").text
+    ticks = [t.get_attribute("textContent") for t in driver.find_elements(By.CSS_SELECTOR, "#metrics-chart text.x-tick")]
+    assert ticks == ["2026-01-04", "2026-01-05"]
+    # One date is one label (the page's own chart function, on one day's points).
+    one_day = driver.execute_script(
+        "const svg = chart({metric: 'ndcg@10', points: [{as_of: '2026-02-01', run_id: 'r', role: 'challenger', "
+        "model_version: 'm', value: 0.2, users: 9, promoted: true}]})[0];"
+        "return [...svg.querySelectorAll('text.x-tick')].map(t => t.textContent);"
+    )
+    assert one_day == ["2026-02-01"]
+    Select(driver.find_element(By.ID, "segment-select")).select_by_value("new_users")
+    wait.until(ec.url_contains("segment=new_users"))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "metric-name"), "new_users"))
+    assert "n=3" in driver.find_element(By.ID, "metric-name").text
+
+    # Validation: counts per suite that match Data Docs, readable observed values, older runs.
+    wait.until(ec.presence_of_element_located((By.LINK_TEXT, "Data Docs")))
+    counts = driver.find_element(By.CSS_SELECTOR, "#validation .suite-counts").text
+    assert "events: 3 checks, 1 failed, 2 evaluated by Great Expectations" in counts
+    _shot(driver, tmp_path, "recsys_ui_panels.png")
+    Select(driver.find_element(By.ID, "run-select")).select_by_value("r1")
+    wait.until(ec.url_contains("run=r1"))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "validation"), "unexpected count: 0"))
+    cells = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#validation td.observed-cell")]
+    assert cells and not any("{" in c for c in cells)
+    assert "element count: 7" in cells[0] and "examples: none" in cells[0]
+
+    # Data Docs render with their scripts served by the app (the test machine has no internet either).
+    driver.get(f"{api_server}/recsys/datadocs/recsys_retrain/2026-01-05/r2/data_docs/index.html")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "jq"), "function function"))
+
+
+def test_nav_entry_opens_a_shared_lookup(api_server: str, browser: Any, tmp_path: Path) -> None:
+    """/plugin/recommendations?user=u1 in the Airflow UI reaches the page, and the address keeps the lookup."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, wait = browser, WebDriverWait(browser, 30)
+    driver.get(f"{api_server}/plugin/recommendations?user=u1")
+    wait.until(ec.frame_to_be_available_and_switch_to_it((By.CSS_SELECTOR, "iframe[title='Recommendations']")))
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#user-result table")))
+    assert "Blue Kettle" in driver.find_element(By.ID, "user-events").text
+    driver.switch_to.default_content()
+    wait.until(ec.url_contains("/plugin/recommendations/recsys/?user=u1"))
+    _shot(driver, tmp_path, "recsys_ui_nav.png")
+    # That address, opened anew, shows the same lookup.
+    driver.get(driver.current_url)
+    wait.until(ec.frame_to_be_available_and_switch_to_it((By.CSS_SELECTOR, "iframe[title='Recommendations']")))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "user-result"), "items for u1"))
