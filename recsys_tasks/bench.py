@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import resource
 import sys
 import tempfile
@@ -36,7 +35,8 @@ import torch
 from recsys_tasks.config import EVENT_TYPES, ModelConfig, TrainConfig
 from recsys_tasks.data.sequences import EVENT_TYPE_IDS, ItemVocab, SequenceData
 from recsys_tasks.modeling import training as train_module
-from recsys_tasks.modeling.metrics import metrics_from_ranks, rank_of_targets
+from recsys_tasks.modeling.full_ranking import leave_one_out_metrics
+from recsys_tasks.modeling.hardware import apply_threads
 from recsys_tasks.modeling.training import train_model
 from recsys_tasks.serving.recommender import PopularityRecommender, Recommender, load_recommender
 
@@ -98,28 +98,21 @@ def _truncate(data: SequenceData, drop: int) -> SequenceData:
 
 
 def evaluate(
-    recommender: Recommender, full: SequenceData, users: np.ndarray, *, seed: int, batch: int = 512
+    recommender: Recommender, full: SequenceData, users: np.ndarray, *, seed: int, batch: int = 2048,
+    bf16: bool = False,
 ) -> dict[str, float]:
-    """Full-catalogue and sampled HR/NDCG/MRR@10 of each user's last item given the rest."""
+    """Full-catalogue and sampled HR/NDCG/MRR@10 (and coverage@10) of each user's last item given the rest."""
     history = _truncate(full.subset(users), 1)
     targets = np.array([full.items[u][-1] for u in users], dtype=np.int64)
-    num_items = len(recommender.vocab)
-    rng = np.random.default_rng(seed)
-    full_ranks, sampled_ranks = [], []
-    for i in range(0, len(users), batch):
-        chunk = history.subset(range(i, min(i + batch, len(users))))
-        scores = recommender.scores(chunk).float().cpu().numpy()  # (B, V)
-        t = targets[i : i + batch]
-        full_ranks.append(rank_of_targets(scores, t))
-        for b, u in enumerate(users[i : i + batch]):
-            unseen = np.setdiff1d(np.arange(1, num_items), full.items[u])
-            size = min(NUM_SAMPLED_NEGATIVES, len(unseen))
-            negatives = rng.choice(unseen, size=size, replace=False)  # distinct, never in the history
-            sampled_ranks.append(1 + int((scores[b, negatives] >= scores[b, t[b]]).sum()))
-    out = metrics_from_ranks(np.concatenate(full_ranks), k=K)
-    sampled = metrics_from_ranks(np.asarray(sampled_ranks), k=K)
-    out.update({f"sampled_{k}": v for k, v in sampled.items()})
-    return out
+
+    def score_users(positions: np.ndarray) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return recommender.scores(history.subset(positions))  # (B, V)
+
+    return leave_one_out_metrics(
+        score_users, [full.items[u] for u in users], targets, num_items=len(recommender.vocab), k=K,
+        num_sampled=NUM_SAMPLED_NEGATIVES, seed=seed, chunk=batch,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -143,7 +136,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--time-gaps", action=argparse.BooleanOptionalAction, default=d_model.use_time_gaps)
     p.add_argument("--repeat-bias", action=argparse.BooleanOptionalAction, default=d_model.repeat_bias)
     p.add_argument("--max-train-seconds", type=float, default=None)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--threads", type=int, default=None, help="default: the CPUs this process may use")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d_train.precision)
+    p.add_argument("--loss", choices=("auto", "full", "sampled"), default=d_model.loss)
+    p.add_argument("--num-negatives", type=int, default=d_model.num_negatives)
     p.add_argument("--device", default="auto")
     p.add_argument("--out-dir", type=Path, default=None, help="where the model goes (default: a temp dir)")
     p.add_argument("--test-every-epoch", action="store_true",
@@ -204,7 +200,7 @@ class _TestCurve:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    torch.set_num_threads(args.threads)
+    args.threads = apply_threads(args.threads, what="bench")
     t0 = time.monotonic()
     full, vocab = to_sequences(read_interactions(args.data, args.format))
     lengths = np.array([len(s) for s in full.items])
@@ -218,12 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     model_cfg = ModelConfig(
         architecture=args.architecture, hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
         max_len=args.max_len, dropout=args.dropout, use_time_gaps=args.time_gaps, use_item_text=False,
-        repeat_bias=args.repeat_bias,
+        repeat_bias=args.repeat_bias, loss=args.loss, num_negatives=args.num_negatives,
     )
     train_cfg = TrainConfig(
         epochs=args.epochs, seed=args.seed, learning_rate=args.lr, batch_size=args.batch_size,
         weight_decay=args.weight_decay, patience=args.patience, max_train_seconds=args.max_train_seconds,
-        device=args.device,
+        device=args.device, precision=args.precision, num_threads=args.threads,
     )
     torch.manual_seed(args.seed)
     extra: dict[str, object] = {}

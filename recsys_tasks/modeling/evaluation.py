@@ -19,6 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from recsys_tasks.data.sequences import TemporalSplit, build_sequences, item_events
+from recsys_tasks.modeling.hardware import apply_threads
 from recsys_tasks.modeling.metrics import NonFiniteMetric, coverage, per_user_metrics, require_finite
 from recsys_tasks.registry import ModelRecord
 from recsys_tasks.serving.ranking import Scorer
@@ -74,8 +75,14 @@ class Scores(dict[str, dict[str, float]]):
         self.per_user = dict(per_user)
 
 
-def score(recommender: Scorer, holdout: Holdout, *, k: int, batch_users: int = 4096) -> Scores:
-    """Metrics per segment: ``{"all": {"hr@10": .., "ndcg@10": .., "mrr@10": .., "coverage@10": ..}, ...}``."""
+def score(
+    recommender: Scorer, holdout: Holdout, *, k: int, batch_users: int = 4096, num_threads: int | None = None
+) -> Scores:
+    """Metrics per segment: ``{"all": {"hr@10": .., "ndcg@10": .., "mrr@10": .., "coverage@10": ..}, ...}``.
+
+    ``num_threads`` (``train.num_threads``; None: the CPUs this process may use) is applied first.
+    """
+    apply_threads(num_threads, what="scoring")
     histories = build_sequences(holdout.train_events, recommender.vocab, users=holdout.user_ids)
     k_eff = min(k, len(recommender.vocab) - 1)
     ranked: list[list[str]] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Hashable, Sequence
 
 import numpy as np
+import torch
 
 
 def per_user_metrics(
@@ -45,6 +46,13 @@ def rank_of_targets(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     scores = np.where(np.isfinite(scores), scores, -np.inf)
     target_scores = scores[np.arange(len(targets)), targets]
     return (scores >= target_scores[:, None]).sum(axis=1)
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``rank_of_targets`` in torch, on the scores' device: (B, V) scores, (B,) targets -> (B,) ranks."""
+    scores = scores.nan_to_num(nan=float("-inf"), posinf=float("-inf"))  # one pass, no mask
+    target_scores = scores.gather(1, targets.long().unsqueeze(1))  # (B, 1)
+    return (scores >= target_scores).sum(dim=1)
 
 
 class NonFiniteMetric(ValueError):

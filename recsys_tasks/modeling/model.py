@@ -4,9 +4,9 @@ Follows Kang & McAuley, "Self-Attentive Sequential Recommendation" (ICDM 2018) w
 that later work found helpful: a full softmax cross-entropy over the catalogue instead of one
 sampled negative per position (Klenitskiy & Vasilev, "Turning Dross Into Gold Loss: is BERT4Rec
 really better than SASRec?", RecSys 2023), and, when the catalogue is too large for a full softmax,
-a sampled softmax with log-popularity (logQ) correction (Yi et al., RecSys 2019). The attention
-stack is a Hugging Face ``GPT2Model`` or ``LlamaModel`` fed with ``inputs_embeds``; its configs are
-built locally, nothing is downloaded.
+a sampled softmax with log-popularity (logQ) correction (Yi et al., RecSys 2019; ``losses`` says
+when each is used). The attention stack is a Hugging Face ``GPT2Model`` or ``LlamaModel`` fed with
+``inputs_embeds``; its configs are built locally, nothing is downloaded.
 
 Layout conventions shared with ``train`` and ``recommender``:
 
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsys_tasks.config import ModelConfig
+from recsys_tasks.modeling.losses import sampled_softmax_loss
 
 #: Number of rows of the event-type embedding: padding + the six canonical event types.
 NUM_EVENT_TYPES = 7
@@ -145,7 +146,8 @@ class TiedItemOutput(nn.Module):
             return self._logits(h, items), None  # (B, T, V)
         if self.sampled_softmax:
             return None, sampled_softmax_loss(
-                h, targets, self.item_emb.weight, self.popularity, num_negatives=self.cfg.num_negatives
+                h, targets, self.item_emb.weight, self.popularity, num_negatives=self.cfg.num_negatives,
+                items=items, repeat_bias=self.repeat_bias,
             )
         valid = targets != 0  # (B, T)
         logits = self._logits(h[valid], items, valid)  # (N, V)
@@ -170,11 +172,11 @@ class TiedItemOutput(nn.Module):
         """
         scores = h_last.float() @ self.item_emb.weight[lo:hi].float().t()  # (B, n)
         if self.repeat_bias is not None:
-            n = hi - lo
-            inside = (items >= lo) & (items < hi) & (items > 0)  # (B, T)
-            seen = torch.zeros(len(items), n + 1, device=items.device)
-            seen.scatter_(1, torch.where(inside, items - lo, n), 1.0)  # column n collects the rest
-            scores = scores + self.repeat_bias.float() * seen[:, :n]
+            # Only the (b, item) cells of the histories change: no (B, n) temporaries. An item twice
+            # in a history writes the same value twice, so it gets the bias once.
+            rows, cols = ((items >= lo) & (items < hi) & (items > 0)).nonzero(as_tuple=True)
+            cells = (rows, items[rows, cols] - lo)
+            scores.index_put_(cells, scores[cells] + self.repeat_bias.float())
         if lo == 0:
             scores[:, 0] = float("-inf")
         return scores
@@ -195,7 +197,10 @@ class SeqRecModel(TiedItemOutput):
     """Next-item prediction with a causal transformer; logits tied to the item embeddings."""
 
     def __init__(self, cfg: ModelConfig, num_items: int) -> None:
-        sampled = num_items - 1 > cfg.sampled_softmax_above
+        # ``auto`` starts on the full softmax; ``train_model`` decides from the cost of a step.
+        sampled = cfg.loss == "sampled" or (
+            cfg.loss == "auto" and cfg.sampled_softmax_above is not None and num_items - 1 > cfg.sampled_softmax_above
+        )
         super().__init__(cfg, num_items, repeat_bias=cfg.repeat_bias, sampled_softmax=sampled)
         d = cfg.hidden_size
         self.type_emb = nn.Embedding(NUM_EVENT_TYPES, d, padding_idx=0) if cfg.use_event_types else None
@@ -232,34 +237,6 @@ def seen_so_far(items: torch.Tensor, num_items: int) -> torch.Tensor:
     seen = onehot.cumsum(dim=1).clamp_max_(1.0)
     seen[..., 0] = 0.0
     return seen
-
-
-def sampled_softmax_loss(
-    h: torch.Tensor,
-    targets: torch.Tensor,
-    item_weight: torch.Tensor,
-    popularity: torch.Tensor,
-    *,
-    num_negatives: int,
-) -> torch.Tensor:
-    """Softmax over the target and ``num_negatives`` shared negatives drawn by popularity, logQ-corrected.
-
-    ``h`` (B, T, C), ``targets`` (B, T) with 0 = ignore, ``item_weight`` (V, C), ``popularity`` (V,).
-    """
-    valid = targets != 0
-    h = h[valid]  # (N, C)
-    pos = targets[valid]  # (N,)
-    # Smoothed sampling distribution over real items (index 0 never drawn).
-    q = popularity.float().clamp_min(0) + 1.0
-    q[0] = 0.0
-    q = q / q.sum()
-    neg = torch.multinomial(q, num_negatives, replacement=True)  # (S,)
-    log_q = torch.log(q.clamp_min(1e-12))
-    pos_logit = (h * item_weight[pos]).sum(-1) - log_q[pos]  # (N,)
-    neg_logit = h @ item_weight[neg].t() - log_q[neg]  # (N, S)
-    neg_logit = neg_logit.masked_fill(neg.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))  # accidental hits
-    logits = torch.cat([pos_logit.unsqueeze(1), neg_logit], dim=1).float()  # (N, 1 + S)
-    return F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=h.device))
 
 
 def make_batch(

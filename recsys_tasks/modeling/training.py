@@ -38,9 +38,18 @@ from recsys_tasks.modeling.distributed import (
     steps_per_epoch,
     wait_for_rank0,
 )
-from recsys_tasks.modeling.metrics import metrics_from_ranks, rank_of_targets
+from recsys_tasks.modeling.hardware import CPU_BF16_AUTO, apply_threads, autocast_bf16
+from recsys_tasks.modeling.losses import choose_loss
+from recsys_tasks.modeling.metrics import metrics_from_ranks, target_ranks
 from recsys_tasks.modeling.warm_start import Start, starting_model
-from recsys_tasks.modeling.windows import TrainError, TrainingData, collate, history_batch, prepare
+from recsys_tasks.modeling.windows import (
+    TrainError,
+    TrainingData,
+    collate,
+    history_batch,
+    positions_per_batch,
+    prepare,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +79,7 @@ class EpochPlan:
     data: TrainingData
     cfg: TrainConfig
     device: torch.device
-    autocast: bool  # bf16 autocast (CUDA only)
+    autocast: bool  # bf16 autocast (CUDA, or a CPU with native bf16: ``hardware.autocast_bf16``)
     epochs: int
     origin: float  # time.monotonic() at which an uninterrupted run would have started
     world: int = 1
@@ -139,8 +148,9 @@ def evaluate_next_item(
         users = data.val_users[i : i + batch]
         x, ty, ga, lengths = (t.to(device) for t in history_batch(data, users, model.cfg.max_len))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            scores = model.next_item_scores(x, ty, ga, lengths).float().cpu().numpy()  # (B, V)
-        ranks.append(rank_of_targets(scores, data.val_targets[i : i + batch]))
+            scores = model.next_item_scores(x, ty, ga, lengths).float()  # (B, V)
+        targets = torch.as_tensor(data.val_targets[i : i + batch], device=scores.device)
+        ranks.append(target_ranks(scores, targets).cpu().numpy())
     model.train(was_training)
     return metrics_from_ranks(np.concatenate(ranks), k=VAL_K)
 
@@ -248,8 +258,8 @@ def _join_process_group(train_cfg: TrainConfig) -> tuple[torch.device, int, int]
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if train_cfg.precision == "bf16" and device.type != "cuda":
-        log.warning("precision=bf16 is only used on CUDA; training in fp32 on %s", device)
+    if train_cfg.precision == "bf16" and not autocast_bf16("bf16", device, cpu_auto=False):
+        log.warning("precision=bf16 needs CUDA or a CPU with native bf16; training in fp32 on %s", device)
     return device, world, rank
 
 
@@ -273,7 +283,7 @@ def _plan(
         )
     if train_cfg.compile:
         forward = torch.compile(forward)
-    autocast = device.type == "cuda" and train_cfg.precision in ("auto", "bf16")
+    autocast = autocast_bf16(train_cfg.precision, device, cpu_auto=CPU_BF16_AUTO)
     return EpochPlan(forward, data, train_cfg, device, autocast, start.epochs, origin, world, rank)
 
 
@@ -306,6 +316,7 @@ def train_model(
         raise TrainError("the vocabulary is empty: nothing to recommend; check the extracted interval")
     out_dir = Path(out_dir)
     t0 = time.monotonic()
+    apply_threads(train_cfg.num_threads, what="training")  # before any parallel work of this process
     device, world, rank = _join_process_group(train_cfg)
     seed_everything(train_cfg.seed)
     start = starting_model(
@@ -316,6 +327,8 @@ def train_model(
     start.model.to(device)
     replay = train_cfg.replay_fraction if init_from is not None else 1.0  # fine-tuning replays a share
     data = prepare(train, start.model_cfg, train_cfg.seed, replay_fraction=replay)
+    positions = positions_per_batch(data, train_cfg.batch_size)
+    start.model.sampled_softmax = choose_loss(start.model_cfg, len(vocab), positions=positions) == "sampled"
     state = TrainState(
         model=start.model,
         optimizer=_make_optimizer(start.model, train_cfg, device),

@@ -87,6 +87,12 @@ def replay_windows(data: TrainingData, fraction: float, *, seed: int) -> np.ndar
     return data.windows[keep]
 
 
+def positions_per_batch(data: TrainingData, batch_size: int) -> float:
+    """Mean number of target positions in a batch of ``batch_size`` windows (what a loss step scores)."""
+    per_window = float((data.windows[:, 2] - data.windows[:, 1] - 1).mean()) if len(data.windows) else 0.0
+    return per_window * min(batch_size, len(data.windows))
+
+
 def collate(data: TrainingData, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
     """Right-padded (items, types, gaps, targets), each (B, T), of the windows ``rows`` (B, 3)."""
     width = int((rows[:, 2] - rows[:, 1]).max()) - 1
@@ -120,6 +126,7 @@ __all__ = [
     "TrainingData",
     "collate",
     "history_batch",
+    "positions_per_batch",
     "prepare",
     "replay_windows",
     "training_windows",
