@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from recsys_tasks.stages.context import RunContext, names_storage_failures
+from recsys_tasks.tracking import mirror_evaluation
 
 if TYPE_CHECKING:
     from upath import UPath
@@ -85,12 +86,14 @@ def run(
     log.info("decision: %s (%s)", decision.outcome, decision.reason)
     report = write_run_report(ctx, decision.to_dict(), results, [c.to_dict() for c in comparisons.values()])
     log.info("run report: %s", report)
-    return {
+    result = {
         "decision": decision.to_dict(),
         "metrics": {r: m["all"] for r, m in results.items()},
         "holdout_users": len(holdout),
         "report": ctx.store.uri(report),
     }
+    mirror_evaluation(ctx, result)  # MLflow, when configured; never fails the task
+    return result
 
 
 def _store(

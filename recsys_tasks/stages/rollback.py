@@ -10,6 +10,7 @@ from recsys_tasks.config import RecsysConfig
 from recsys_tasks.stages import publish as publish_stage
 from recsys_tasks.stages.context import RunContext
 from recsys_tasks.timeutil import as_date, day_start
+from recsys_tasks.tracking import mirror_champion
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def run(
             )
         record.verified_dir(ArtifactStore.from_config(cfg))  # a version whose files changed cannot be restored
         promote_version(engine, schema, model_version, decision=f"rollback to {model_version} by an operator")
+        mirror_champion(cfg, engine)  # MLflow's champion alias follows the registry; never fails the rollback
         with engine.connect() as conn:
             latest = conn.execute(statement("select_latest_publication", schema=schema)).first()
     finally:

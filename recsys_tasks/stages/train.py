@@ -11,6 +11,7 @@ from typing import Any
 
 from recsys_tasks.config import RecsysConfig, to_dict
 from recsys_tasks.stages.context import RunContext, names_storage_failures
+from recsys_tasks.tracking import mirror_training
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def run(ctx: RunContext, snapshot: str, *, full_retrain: bool | None = None) -> 
         metrics={f"validation.{k}": v for k, v in summary["metrics"].items()},
     )
     ctx.store.write_text(ctx.run_dir / "train_history.json", json.dumps(summary["history"], default=float))
+    mirror_training(ctx, version, summary["history"])  # MLflow, when configured; never fails the task
     log.info("registered challenger %s (%d epochs, %.1fs)", version, summary["epochs"], summary["seconds"])
     return {
         "model_version": version,
