@@ -58,7 +58,7 @@ def shard_child(url: str, schema: str, users: int, k: int, items: int, shard: in
     return staged.to_dict()
 
 
-def sharded(url: str, schema: str, args: argparse.Namespace) -> tuple[int, float]:
+def sharded(url: str, schema: str, args: argparse.Namespace) -> tuple[int, float, float]:
     started = time.perf_counter()
     procs = [
         subprocess.Popen([sys.executable, __file__, "--url", url, "--users", str(args.users), "--k", str(args.k),
@@ -71,10 +71,11 @@ def sharded(url: str, schema: str, args: argparse.Namespace) -> tuple[int, float
         out, _ = proc.communicate()
         assert proc.returncode == 0, f"shard writer failed ({proc.returncode})"
         staged.append(StagedShard(**json.loads(out.strip().splitlines()[-1])))
+    staged_s = time.perf_counter() - started
     engine = sa.create_engine(url)
     result = merge_shards(engine, schema, staged, as_of=AS_OF, run_id=RUN, policy=PublishPolicy.from_config())
     engine.dispose()
-    return result.rows, time.perf_counter() - started
+    return result.rows, time.perf_counter() - started, staged_s
 
 
 def main() -> None:
@@ -105,11 +106,12 @@ def main() -> None:
         one = write_publication(engine, schema, rows_for(recommender, histories, k=args.k, rules=Rules()), as_of=AS_OF,
                                 run_id=RUN, model_version=MODEL, top_k=args.k)
         one_s = time.perf_counter() - started
-        n_rows, n_s = sharded(args.url, schema, args)
+        n_rows, n_s, staged_s = sharded(args.url, schema, args)
         assert one.rows == rows == n_rows, (one.rows, rows, n_rows)
         print(f"{rows:,} rows | raw COPY {raw_s:.1f}s = {rows / raw_s:,.0f} rows/s | 1 writer {one_s:.1f}s = "
               f"{rows / one_s:,.0f} rows/s | {args.shards} shard writers + merge {n_s:.1f}s = {rows / n_s:,.0f} rows/s | "
-              f"{args.shards} vs 1 = {one_s / n_s:.2f}x, vs raw = {raw_s / n_s:.0%}")
+              f"{args.shards} vs 1 = {one_s / n_s:.2f}x, vs raw = {raw_s / n_s:.0%} | of which parallel staging "
+              f"{staged_s:.1f}s, merge + swap {n_s - staged_s:.1f}s")
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))

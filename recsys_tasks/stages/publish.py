@@ -1,4 +1,9 @@
-"""Publish: the champion's per-user top-K for the run's as-of date, atomically."""
+"""Publish: the champion's per-user top-K for the run's as-of date, atomically.
+
+In the DAG: ``plan`` (the shards of ``publish.shards``), ``stage_shard`` mapped over them, ``merge``.
+With one shard the one ``stage_shard`` task publishes as ``run`` does (rank, stage, swap), and
+``merge`` only reports it, so ``publish.shards: 1`` costs what a single publish task always did.
+"""
 
 from __future__ import annotations
 
@@ -18,31 +23,11 @@ def run(ctx: RunContext, snapshot: str, *, top_k: int | None = None, allow_shrin
     publication shrank by more than ``publish.max_shrink_share`` (``allow_shrink`` overrides the
     config's ``publish.allow_shrink`` for this run); see ``data.publish_safety``.
     """
-    from recsys_tasks.data.publication import write_publication
-    from recsys_tasks.data.publish_safety import PublishPolicy
     from recsys_tasks.data.snapshot import read_snapshot
-    from recsys_tasks.serving.eligibility import list_spec
-    from recsys_tasks.serving.ranking import champion_rows
-    from recsys_tasks.serving.recommender import load_recommender
 
     champion = _champion(ctx)
     events, items = read_snapshot(ctx.store.path(snapshot))
-    recommender = load_recommender(champion.verified_dir(ctx.store), device=ctx.config.train.device)
-    users = sorted(set(events.loc[events["item_id"].notna(), "user_id"].astype(str)))
-    k = min(top_k or ctx.config.publish.top_k, len(recommender.vocab) - 1)
-    rows = champion_rows(
-        recommender, events, items, users=users, config=ctx.config.publish, k=k, as_of=ctx.as_of,
-        run_id=ctx.run_id, model_version=champion.model_version,
-    )
-    result = write_publication(
-        ctx.engine, ctx.schema, rows, as_of=ctx.as_of, run_id=ctx.run_id, model_version=champion.model_version, top_k=k,
-        spec=list_spec(recommender.vocab, events, items, users=users, config=ctx.config.publish, k=k),
-        policy=PublishPolicy.from_config(ctx.config.publish, allow_shrink=allow_shrink),
-    )
-    return {
-        "as_of": ctx.as_of.isoformat(), "model_version": champion.model_version, "users": result.users, "rows": result.rows,
-        "lock_waits": result.lock_waits,
-    }
+    return _publish_whole(ctx, champion, events, items, top_k=top_k, allow_shrink=allow_shrink)
 
 
 def _champion(ctx: RunContext) -> Any:
@@ -60,6 +45,38 @@ def _champion(ctx: RunContext) -> Any:
     return champion
 
 
+def _ranked(ctx: RunContext, record: Any, events: Any, items: Any, *, top_k: int | None, activity: Any = None) -> tuple:
+    """(rows, spec, k): the lists of the users with item events in ``events``, and what they must satisfy."""
+    from recsys_tasks.serving.eligibility import list_spec
+    from recsys_tasks.serving.ranking import champion_rows
+    from recsys_tasks.serving.recommender import load_recommender
+
+    recommender = load_recommender(record.verified_dir(ctx.store), device=ctx.config.train.device)
+    users = sorted(set(events.loc[events["item_id"].notna(), "user_id"].astype(str)))
+    k = min(top_k or ctx.config.publish.top_k, len(recommender.vocab) - 1)
+    rows = champion_rows(
+        recommender, events, items, users=users, config=ctx.config.publish, k=k, as_of=ctx.as_of,
+        run_id=ctx.run_id, model_version=record.model_version, activity=activity,
+    )
+    return rows, list_spec(recommender.vocab, events, items, users=users, config=ctx.config.publish, k=k), k
+
+
+def _publish_whole(ctx: RunContext, record: Any, events: Any, items: Any, *, top_k: int | None, allow_shrink: bool | None) -> dict:
+    """Rank everyone in ``events`` with ``record``, stage and swap in one go."""
+    from recsys_tasks.data.publication import write_publication
+    from recsys_tasks.data.publish_safety import PublishPolicy
+
+    rows, spec, k = _ranked(ctx, record, events, items, top_k=top_k)
+    result = write_publication(
+        ctx.engine, ctx.schema, rows, as_of=ctx.as_of, run_id=ctx.run_id, model_version=record.model_version, top_k=k,
+        spec=spec, policy=PublishPolicy.from_config(ctx.config.publish, allow_shrink=allow_shrink),
+    )
+    return {
+        "as_of": ctx.as_of.isoformat(), "model_version": record.model_version, "users": result.users, "rows": result.rows,
+        "lock_waits": result.lock_waits,
+    }
+
+
 @names_storage_failures("publish")
 def plan(ctx: RunContext, snapshot: str) -> list[dict[str, Any]]:
     """The shards of tonight's publication (``publish.shards``), one dict per mapped ``publish_shard`` task.
@@ -70,45 +87,40 @@ def plan(ctx: RunContext, snapshot: str) -> list[dict[str, Any]]:
     from recsys_tasks.data.shards import split_snapshot
 
     champion = _champion(ctx)
-    shards = ctx.config.publish.shards
-    common = {"shards": shards, "model_version": champion.model_version, "items": ctx.store.uri(ctx.store.path(snapshot) / "items.parquet")}
+    shards, source = ctx.config.publish.shards, ctx.store.path(snapshot)
+    common = {"shards": shards, "model_version": champion.model_version, "items": ctx.store.uri(source / "items.parquet")}
     if shards == 1:
-        return [{**common, "shard": 0, "events": ctx.store.uri(ctx.store.path(snapshot) / "events.parquet"), "activity": None}]
+        return [{**common, "shard": 0, "events": ctx.store.uri(source / "events.parquet"), "activity": None}]
     out = ctx.run_dir / "publish"
-    files = split_snapshot(
-        ctx.store, ctx.store.path(snapshot), out, shards=shards, as_of=ctx.as_of, trending_days=ctx.config.publish.trending_days
-    )
+    files = split_snapshot(ctx.store, source, out, shards=shards, as_of=ctx.as_of, trending_days=ctx.config.publish.trending_days)
     activity = ctx.store.uri(out / "item_activity.parquet")
     return [{**common, "shard": i, "events": f, "activity": activity} for i, f in enumerate(files)]
 
 
 @names_storage_failures("publish")
-def stage_shard(ctx: RunContext, shard: dict[str, Any], *, top_k: int | None = None) -> dict[str, Any]:
-    """Rank one shard's users with the planned champion and load them into the shard's staging table."""
+def stage_shard(
+    ctx: RunContext, shard: dict[str, Any], *, top_k: int | None = None, allow_shrink: bool | None = None
+) -> dict[str, Any]:
+    """Rank one shard's users with the planned champion and load them into the shard's staging table.
+
+    The only shard of ``publish.shards: 1`` publishes outright (``"published"`` in the result).
+    """
     from recsys_tasks.data.sharded_publication import stage_shard as stage
     from recsys_tasks.data.shards import read_activity
     from recsys_tasks.data.snapshot import read_frame
     from recsys_tasks.registry import RegistryError, get_model
-    from recsys_tasks.serving.eligibility import list_spec
-    from recsys_tasks.serving.ranking import champion_rows
-    from recsys_tasks.serving.recommender import load_recommender
 
     record = get_model(ctx.engine, ctx.schema, shard["model_version"])
     if record is None:
         raise RegistryError(f"the planned champion {shard['model_version']} is not in the registry; rerun the publish tasks")
     events, items = read_frame(ctx.store.path(shard["events"])), read_frame(ctx.store.path(shard["items"]))
-    activity = read_activity(ctx.store.path(shard["activity"])) if shard["activity"] else None
-    recommender = load_recommender(record.verified_dir(ctx.store), device=ctx.config.train.device)
-    users = sorted(set(events.loc[events["item_id"].notna(), "user_id"].astype(str)))
-    k = min(top_k or ctx.config.publish.top_k, len(recommender.vocab) - 1)
-    rows = champion_rows(
-        recommender, events, items, users=users, config=ctx.config.publish, k=k, as_of=ctx.as_of,
-        run_id=ctx.run_id, model_version=record.model_version, activity=activity,
-    )
+    if int(shard["shards"]) == 1:
+        return {"published": _publish_whole(ctx, record, events, items, top_k=top_k, allow_shrink=allow_shrink)}
+    activity = read_activity(ctx.store.path(shard["activity"]))
+    rows, spec, k = _ranked(ctx, record, events, items, top_k=top_k, activity=activity)
     staged = stage(
         ctx.engine, ctx.schema, rows, as_of=ctx.as_of, run_id=ctx.run_id, shard=int(shard["shard"]),
-        shards=int(shard["shards"]), top_k=k, model_version=record.model_version,
-        spec=list_spec(recommender.vocab, events, items, users=users, config=ctx.config.publish, k=k),
+        shards=int(shard["shards"]), top_k=k, model_version=record.model_version, spec=spec,
     )
     return staged.to_dict()
 
@@ -118,6 +130,8 @@ def merge(ctx: RunContext, staged: list[dict[str, Any]], *, allow_shrink: bool |
     from recsys_tasks.data.publish_safety import PublishPolicy
     from recsys_tasks.data.sharded_publication import StagedShard, merge_shards
 
+    if len(staged) == 1 and "published" in staged[0]:  # one shard: it published already
+        return {**staged[0]["published"], "shards": 1}
     result = merge_shards(
         ctx.engine, ctx.schema, [StagedShard(**s) for s in staged], as_of=ctx.as_of, run_id=ctx.run_id,
         policy=PublishPolicy.from_config(ctx.config.publish, allow_shrink=allow_shrink),

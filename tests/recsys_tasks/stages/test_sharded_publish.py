@@ -82,6 +82,9 @@ def test_four_shards_publish_what_one_task_publishes(shop):
 
     one = stages.publish.run(ctx, snapshot)
     reference = _lists(engine, schema)
+    # The DAG's path with publish.shards: 1 (one mapped task that publishes outright) is the same publication.
+    assert _sharded(ctx, snapshot) == {**one, "shards": 1, "lock_waits": 0}
+    assert [r[:4] for r in _lists(engine, schema)] == [r[:4] for r in reference]
     sharded_ctx = _context(url, cfg, shards=4)
     plan = stages.publish.plan(sharded_ctx, snapshot)
     assert [p["shard"] for p in plan] == [0, 1, 2, 3] and len({p["events"] for p in plan}) == 4
