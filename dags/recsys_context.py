@@ -71,6 +71,13 @@ def _hook_url(conn: Any) -> Any:
         return None
 
 
+def output_url() -> str:
+    """The SQLAlchemy URL of the output connection (``$RECSYS_OUTPUT_CONN_ID``), for tasks without a run interval."""
+    from airflow.sdk import BaseHook
+
+    return connection_url(BaseHook.get_connection(settings.output_conn_id))
+
+
 def run_context(context: Any) -> Any:
     """The library's RunContext for this task's run: interval, warehouse URLs, config + params."""
     from airflow.sdk import BaseHook

@@ -29,7 +29,23 @@ behaviour-events load), every update of that asset; the interval then comes from
 extra (`interval_start`/`interval_end` or `as_of`), else the day ending at the event. `publish`
 updates the asset `$RECSYS_RECOMMENDATIONS_ASSET` (downstream DAGs can schedule on it). Train,
 evaluate and publish_shard run on queue `$RECSYS_GPU_QUEUE` in pool `$RECSYS_GPU_POOL` (when set). Failed
-tasks are reported by `recsys_notify` (`$RECSYS_NOTIFY`). Operations: `docs/operations.md`.
+tasks are reported by `recsys_notify` (`$RECSYS_NOTIFY`), and so is each promotion; `recsys_freshness`
+reports a publication missing at `$RECSYS_PUBLISH_DEADLINE`. Operations: `docs/operations.md`.
+
+#### Backfills (Trigger → Backfill)
+- **The dialog takes logical dates; a run publishes the day after.** With the daily schedule, the
+  run of logical date L reads the interval [L, L + 1 day) and publishes as-of date **L + 1 day**: to
+  republish as-of dates 2026-01-26 … 2026-02-01, backfill logical dates 2026-01-25 … 2026-01-31.
+- **The params apply to every run of the backfill.** Leave `as_of` empty: set, every run processes
+  that one date instead of its own interval. `force_promote` promotes *each* date's challenger
+  whatever its metrics; for one date, trigger that date alone instead.
+- **Pause and unpause.** Airflow runs no task of a paused DAG, backfills included, so the dialog
+  pre-checks "Unpause recsys_retrain on trigger". Unpausing also starts the nightly schedule: the
+  scheduler at once creates the run of the newest complete interval (catchup is off), then one a
+  night. Where only the backfill should run (the demo: its data ends on 2026-02-01, so that run has
+  no events for its day and fails without publishing), pause the DAG again when the backfill is done.
+- Each run is point in time: judged against and publishing with the champion of its own date; a
+  backfilled challenger that wins takes its place in the past, never replacing today's champion.
 """
 
 from __future__ import annotations
@@ -62,12 +78,12 @@ def _context(context: dict[str, Any]) -> Any:
     doc_md=__doc__,
     default_args={"retries": settings.task_retries, "retry_delay": timedelta(minutes=5), "owner": "recsys", "on_failure_callback": RecsysFailureNotifier()},
     params={
-        "as_of": Param(None, type=["null", "string"], format="date", description="Process the day ending at this date (YYYY-MM-DD) instead of the run's data interval."),
+        "as_of": Param(None, type=["null", "string"], format="date", description="Process the day ending at this date (YYYY-MM-DD) instead of the run's data interval. Leave empty in a backfill: it applies to every run, which would all process this one date."),
         "epochs": Param(None, type=["null", "integer"], minimum=1, description="Training epochs for this run (default: config train.epochs / train.fine_tune_epochs)."),
         "history_days": Param(None, type=["null", "integer"], minimum=0, description="Days of history before the interval to read (default: config window.history_days)."),
         "top_k": Param(None, type=["null", "integer"], minimum=1, maximum=1000, description="Recommendations per user (default: config publish.top_k)."),
         "full_retrain": Param(False, type="boolean", description="Train from scratch instead of fine-tuning the champion."),
-        "force_promote": Param(False, type="boolean", description="Promote tonight's challenger whatever its metrics."),
+        "force_promote": Param(False, type="boolean", description="Promote tonight's challenger whatever its metrics. In a backfill it applies to every run: each date's challenger is promoted; trigger a single date instead."),
         "dry_run": Param(False, type="boolean", description="Train and evaluate only: no promotion, no publication."),
         "allow_shrink": Param(False, type="boolean", description="Publish even if it has far fewer users or rows than the previous date (publish.max_shrink_share); for a catalogue or audience that really shrank."),
     },
@@ -108,9 +124,13 @@ def recsys_retrain() -> None:
 
     @task
     def promote(evaluation: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from recsys_notify import announce, promotion_message
+
         from recsys_tasks import stages
 
-        return stages.promote.run(_context(context), evaluation["decision"])
+        promoted = stages.promote.run(_context(context), evaluation["decision"])
+        announce(context, *promotion_message(promoted, evaluation["decision"], context))
+        return promoted
 
     @task
     def keep_champion(evaluation: dict[str, Any], **context: Any) -> dict[str, Any]:
@@ -137,7 +157,10 @@ def recsys_retrain() -> None:
     def publish_shard(shard: dict[str, Any], **context: Any) -> dict[str, Any]:
         from recsys_tasks import stages
 
-        return stages.publish.stage_shard(_context(context), shard, top_k=context["params"]["top_k"])
+        params = context["params"]
+        return stages.publish.stage_shard(
+            _context(context), shard, top_k=params["top_k"], allow_shrink=params["allow_shrink"] or None
+        )
 
     @task(outlets=[RECOMMENDATIONS])
     def publish(staged: list[dict[str, Any]], **context: Any) -> dict[str, Any]:

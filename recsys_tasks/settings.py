@@ -9,6 +9,7 @@ heavy: a DAG file imports it at parse time.
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,7 +57,12 @@ class RecsysSettings(BaseSettings):
     gpu_pool: str = "default_pool"
     #: Asset updated by every publication and refresh.
     recommendations_asset: str = "recsys://recsys/recommendations"
-    #: Channels that report failed tasks: ``log``, ``email``, ``slack``.
+    #: Cron of ``recsys_freshness``, the check that the day's recommendations are published.
+    freshness_schedule: str = "*/15 * * * *"
+    #: Time of day (UTC, ``HH:MM``) by which the recommendations of as-of date D must be published on D.
+    publish_deadline: time = Field("06:00", validate_default=True)  # as written in the environment (and the docs)
+    #: Channels that report failed tasks, late publications, promotions and rollbacks: ``log``,
+    #: ``email``, ``slack``.
     notify: CommaList = ("log",)
     #: Recipients of the ``email`` channel.
     notify_email: CommaList = ()
@@ -64,7 +70,7 @@ class RecsysSettings(BaseSettings):
     notify_smtp_conn_id: str = "smtp_default"
     #: Slack connection of the ``slack`` channel.
     notify_slack_conn_id: str = "slack_api_default"
-    #: Slack channel that failures are posted to.
+    #: Slack channel the notifications are posted to.
     notify_slack_channel: str = "#recsys-alerts"
 
     def __init__(self, **values: Any) -> None:
@@ -85,6 +91,13 @@ class RecsysSettings(BaseSettings):
     @classmethod
     def _lower_case(cls, channels: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(c.lower() for c in channels)
+
+    @field_validator("publish_deadline")
+    @classmethod
+    def _utc_time_of_day(cls, at: time) -> time:
+        if at.tzinfo is not None:
+            raise ValueError("give the deadline as HH:MM in UTC, without an offset")
+        return at
 
     @field_validator("schedule_asset")
     @classmethod
