@@ -292,7 +292,7 @@ def latest_publication(engine: sa.Engine, cfg: RecsysConfig, *, as_of: str | Non
     if as_of is None:
         rows = fetch_rows(engine, output_sql("ui_select_latest_publication", cfg, engine), {})
     else:
-        rows = fetch_rows(engine, output_sql("ui_select_publication", cfg, engine), {"as_of": as_of})
+        rows = fetch_rows(engine, output_sql("select_publication", cfg, engine), {"as_of": as_of})
     return records(rows[:1], _PUBLICATION)[0] if rows else None
 
 

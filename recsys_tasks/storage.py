@@ -34,13 +34,18 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = "~/.cache/recsys_tasks"
 
 
+def is_local(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is on this machine's file system (a plain path or a local ``UPath``)."""
+    return not isinstance(path, UPath) or path.protocol in ("", "file", "local")
+
+
 class ArtifactStore:
     """The artifact root plus the storage options and local cache needed to read and write under it."""
 
     def __init__(self, root: str, *, storage_options: Mapping[str, Any] | None = None, cache_dir: str | None = None):
         self.storage_options = dict(storage_options or {})
         self.root = self._upath(root)
-        self.local = self.root.protocol in ("", "file", "local")
+        self.local = is_local(self.root)
         cache = cache_dir or (str(Path(self.root, ".cache")) if self.local else DEFAULT_CACHE_DIR)
         self.cache_dir = Path(cache).expanduser().resolve()
 
@@ -61,7 +66,7 @@ class ArtifactStore:
 
     def path(self, location: str | os.PathLike[str]) -> UPath:
         """A URI (as handed between tasks and stored in the registry) or a local path, as a store path."""
-        if isinstance(location, UPath) and location.protocol not in ("", "file", "local"):
+        if not is_local(location):
             return location
         return self._upath(location)
 
@@ -70,8 +75,9 @@ class ArtifactStore:
         """The string a task hands on for ``path``: an absolute local path or a ``protocol://`` URI."""
         return str(path)
 
-    def is_local(self, path: UPath | Path) -> bool:
-        return not isinstance(path, UPath) or path.protocol in ("", "file", "local")
+    @staticmethod
+    def is_local(path: UPath | Path) -> bool:
+        return is_local(path)
 
     def scratch(self, *parts: str) -> Path:
         """A local working directory under the cache (for outputs that are put into the store afterwards)."""
@@ -148,9 +154,9 @@ def read_parquet(path: UPath | Path) -> pa.Table:
     """A Parquet file from a local path or any fsspec location."""
     import pyarrow.parquet as pq
 
-    if isinstance(path, UPath) and path.protocol not in ("", "file", "local"):
+    if not is_local(path):
         return pq.read_table(path.path, filesystem=path.fs)
     return pq.read_table(str(path))
 
 
-__all__ = ["DEFAULT_CACHE_DIR", "ArtifactStore", "read_parquet"]
+__all__ = ["DEFAULT_CACHE_DIR", "ArtifactStore", "is_local", "read_parquet"]

@@ -209,7 +209,7 @@ def stage_and_swap(
         raise ValueError(f"unknown published table {table!r}; use one of {sorted(STAGE_TARGETS)}")
 
     def fill(conn: sa.Connection, ids: dict[str, str]) -> tuple[int, int]:
-        counted = _KeyCount(rows)
+        counted = KeyCount(rows)
         return write_rows(conn, STAGE_TARGETS[table], counted, ids=ids, chunk_rows=chunk_rows), counted.keys
 
     return fill_and_swap(engine, schema, table, fill, as_of=as_of, policy=policy, before_swap=before_swap, in_swap=in_swap)
@@ -295,7 +295,7 @@ def replace_user_rows(
             with conn.begin():
                 for stmt in split_statements(load_sql("create_refresh_stage", dialect=dialect, schema=schema)):
                     conn.exec_driver_sql(stmt)
-                counted = _KeyCount(checked_rows(rows, spec))
+                counted = KeyCount(checked_rows(rows, spec))
                 count = write_rows(conn, _REFRESH_STAGE, counted, chunk_rows=chunk_rows)
 
             def replace(conn: sa.Connection) -> Replaced | None:
@@ -332,7 +332,7 @@ def _drop_refresh_stage(conn: sa.Connection) -> None:
         log.warning("could not drop the refresh's staging table; it goes with the session")
 
 
-class _KeyCount:
+class KeyCount:
     """Passes rows through, counting their keys (the second field: user or item; rows arrive grouped by it)."""
 
     def __init__(self, rows: Iterable[tuple]) -> None:

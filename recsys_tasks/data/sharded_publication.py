@@ -20,9 +20,9 @@ import sqlalchemy as sa
 
 from recsys_tasks.data.publication import (
     STAGE_TARGETS,
+    KeyCount,
     Publication,
     RecommendationRow,
-    _KeyCount,
     fill_and_swap,
     publication_hooks,
     published,
@@ -68,7 +68,7 @@ def stage_shard(
     name = shard_stage_name("recommendations", as_of, run_id, shard, shards)
     ids = {"schema": schema, "stage": name}
     started = time.monotonic()
-    counted = _KeyCount(checked_rows(rows, spec))
+    counted = KeyCount(checked_rows(rows, spec))
     with engine.begin() as conn:
         conn.execute(statement("drop_stage", **ids))
         conn.execute(statement("create_recommendations_stage", dialect=engine.dialect.name, **ids))

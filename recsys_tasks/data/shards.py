@@ -55,9 +55,9 @@ def split_snapshot(
     stop = pd.Timestamp(day_start(as_of))
     start = stop - pd.Timedelta(days=trending_days)
     trending: dict[str, float] = {}
-    source = pq.ParquetFile(_open(snapshot / "events.parquet"))
     targets = [out_dir / shard_file(i, shards) for i in range(shards)]
     with ExitStack() as stack:
+        source = pq.ParquetFile(stack.enter_context((snapshot / "events.parquet").open("rb")))
         writers = [pq.ParquetWriter(stack.enter_context(store.writing(t)), EVENTS_SCHEMA) for t in targets]
         for writer in writers:
             stack.callback(writer.close)
@@ -80,10 +80,6 @@ def split_snapshot(
     return [store.uri(t) for t in targets]
 
 
-def _open(path: UPath | Path):  # a seekable binary file, local or remote
-    return path.open("rb")
-
-
 def _count_activity(table: pa.Table, trending: dict[str, float], *, start: pd.Timestamp, stop: pd.Timestamp) -> None:
     """Add ``table``'s item interactions to ``trending`` (count in [start, stop); 0.0 marks "had any")."""
     with_item = table.filter(pc.is_valid(table.column("item_id")))
@@ -97,11 +93,4 @@ def _count_activity(table: pa.Table, trending: dict[str, float], *, start: pd.Ti
         trending[entry["values"]] = trending.get(entry["values"], 0.0) + float(entry["counts"])
 
 
-def read_activity(path: UPath | Path) -> pd.DataFrame:
-    """The item-activity table :func:`split_snapshot` wrote."""
-    from recsys_tasks.storage import read_parquet
-
-    return read_parquet(path).to_pandas()
-
-
-__all__ = ["ACTIVITY_SCHEMA", "read_activity", "shard_file", "shard_of", "split_snapshot"]
+__all__ = ["ACTIVITY_SCHEMA", "shard_file", "shard_of", "split_snapshot"]

@@ -106,7 +106,6 @@ def stage_shard(
     The only shard of ``publish.shards: 1`` publishes outright (``"published"`` in the result).
     """
     from recsys_tasks.data.sharded_publication import stage_shard as stage
-    from recsys_tasks.data.shards import read_activity
     from recsys_tasks.data.snapshot import read_frame
     from recsys_tasks.registry import RegistryError, get_model
 
@@ -116,7 +115,7 @@ def stage_shard(
     events, items = read_frame(ctx.store.path(shard["events"])), read_frame(ctx.store.path(shard["items"]))
     if int(shard["shards"]) == 1:
         return {"published": _publish_whole(ctx, record, events, items, top_k=top_k, allow_shrink=allow_shrink)}
-    activity = read_activity(ctx.store.path(shard["activity"]))
+    activity = read_frame(ctx.store.path(shard["activity"]))
     rows, spec, k = _ranked(ctx, record, events, items, top_k=top_k, activity=activity)
     staged = stage(
         ctx.engine, ctx.schema, rows, as_of=ctx.as_of, run_id=ctx.run_id, shard=int(shard["shard"]),
