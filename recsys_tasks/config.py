@@ -139,9 +139,25 @@ class ModelConfig(_Section):
     sampled_softmax_above: int | None = None
     num_negatives: int = 1024
     repeat_bias: bool = True
+    # A pretrained Hugging Face checkpoint as the sequence encoder, fine-tuned with LoRA (``pretrained``).
+    backbone: str = Field("id", description="id: the item-id transformer above; else a checkpoint")
+    backbone_layers: PositiveInt | None = None
+    id_embedding: bool = True
+    lora_rank: PositiveInt = 8
+    lora_alpha: Annotated[float, Field(gt=0)] = 16.0
+    lora_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.05
+    lora_target_modules: Names | None = None
+    gradient_checkpointing: bool = False
+
+    @property
+    def kind(self) -> str:
+        """The model kind this config trains: ``pretrained`` with a backbone checkpoint, else ``transformer``."""
+        return "transformer" if self.backbone == "id" else "pretrained"
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> ModelConfig:
+        if self.backbone != "id":  # the checkpoint's own config sizes the encoder
+            return self
         if self.hidden_size % self.num_heads:
             raise ConfigError(
                 f"model.hidden_size={self.hidden_size} must be divisible by model.num_heads={self.num_heads}"

@@ -3,9 +3,13 @@
 A model directory holds ``model.safetensors`` (weights plus the ``popularity`` buffer) and the
 sidecar ``model.json``::
 
-    {"format_version": 1, "kind": "transformer" | "gru" | "popularity",
+    {"format_version": 1, "kind": "transformer" | "pretrained" | "gru" | "popularity",
      "model_config": {...} | null, "item_ids": [...], "epoch": int, "step": int,
      "metrics": {...}, "parent": str | null, "created_at": ISO-8601, ...}
+
+A ``pretrained`` model directory holds only what was trained (LoRA adapter, projections, item
+rows, text vectors); its sidecar's ``base_checkpoint`` names the frozen checkpoint and the sha256 of
+its files, and loading refuses a checkpoint whose files differ.
 
 No pickle anywhere: weights are safetensors, everything else is JSON.
 """
@@ -32,7 +36,8 @@ log = logging.getLogger(__name__)
 WEIGHTS_FILE = "model.safetensors"
 SIDECAR_FILE = "model.json"
 FORMAT_VERSION = 1
-KINDS = ("transformer", "gru", "popularity")
+KINDS = ("transformer", "pretrained", "gru", "popularity")
+NETWORK_KINDS = KINDS[:3]
 
 
 class ModelDirError(ValueError):
@@ -47,16 +52,20 @@ def resolve_device(device: str) -> torch.device:
 
 
 def build_model(kind: str, cfg: ModelConfig, num_items: int) -> nn.Module:
-    """A fresh network of ``kind`` ("transformer" or "gru") for ``num_items`` embedding rows."""
+    """A fresh network of ``kind`` (one of ``NETWORK_KINDS``) for ``num_items`` embedding rows."""
     if kind == "transformer":
         from recsys_tasks.modeling.model import SeqRecModel
 
         return SeqRecModel(cfg, num_items)
+    if kind == "pretrained":
+        from recsys_tasks.modeling.pretrained import PretrainedSeqModel
+
+        return PretrainedSeqModel(cfg, num_items)
     if kind == "gru":
         from recsys_tasks.modeling.baselines import GRURecModel
 
         return GRURecModel(cfg, num_items)
-    raise ModelDirError(f"model kind {kind!r} has no network; use one of {KINDS[:2]}")
+    raise ModelDirError(f"model kind {kind!r} has no network; use one of {NETWORK_KINDS}")
 
 
 def save_model(
@@ -93,6 +102,8 @@ def save_model(
         "parent": None,
         "created_at": now().isoformat(),
     }
+    if getattr(model, "base_checkpoint", None) is not None:
+        sidecar["base_checkpoint"] = model.base_checkpoint
     sidecar.update(extra or {})
     tmp_json = model_dir / (SIDECAR_FILE + ".tmp")
     tmp_json.write_text(json.dumps(sidecar, indent=1), encoding="utf-8")
@@ -120,8 +131,23 @@ def load_network(model_dir: Path, *, device: str = "cpu") -> tuple[nn.Module, di
     # Sidecars written before ``repeat_bias`` existed describe a model without it.
     cfg = ModelConfig(**{"repeat_bias": False, **sidecar["model_config"]})
     model = build_model(sidecar["kind"], cfg, len(vocab))
+    _same_base_checkpoint(model, sidecar, model_dir)
     weights = Path(model_dir) / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelDirError(f"{weights} does not exist; the model directory is incomplete: retrain it")
     model.load_state_dict(load_file(str(weights)))
     return model.to(resolve_device(device)).eval(), sidecar, vocab
+
+
+def _same_base_checkpoint(model: nn.Module, sidecar: dict[str, Any], model_dir: Path) -> None:
+    """A pretrained model's adapter only means something on the checkpoint it was trained on."""
+    if sidecar["kind"] != "pretrained":
+        return
+    expected = (sidecar.get("base_checkpoint") or {}).get("sha256")
+    found = model.base_checkpoint["sha256"]
+    if expected != found:
+        raise ModelDirError(
+            f"{model_dir} was trained on {sidecar['model_config']['backbone']!r} with sha256 {expected}, but "
+            f"the checkpoint found there now has sha256 {found}: restore the original checkpoint files on "
+            "this worker, or retrain with train.full_retrain"
+        )

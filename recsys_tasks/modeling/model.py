@@ -88,14 +88,16 @@ class TiedItemOutput(nn.Module):
     """
 
     def __init__(
-        self, cfg: ModelConfig, num_items: int, *, repeat_bias: bool = False, sampled_softmax: bool = False
+        self, cfg: ModelConfig, num_items: int, *, repeat_bias: bool = False, sampled_softmax: bool = False,
+        width: int | None = None,
     ) -> None:
-        """``num_items`` is ``len(vocab)``: the number of embedding rows including padding row 0."""
+        """``num_items`` is ``len(vocab)``: the number of embedding rows including padding row 0;
+        ``width`` is the item vectors' size (default ``cfg.hidden_size``)."""
         super().__init__()
         self.cfg = cfg
         self.num_items = num_items
         self.sampled_softmax = sampled_softmax
-        self.item_emb = nn.Embedding(num_items, cfg.hidden_size, padding_idx=0)
+        self.item_emb = nn.Embedding(num_items, width or cfg.hidden_size, padding_idx=0)
         # One learned logit offset for items already in the context: catalogues where people never
         # re-consume (ratings) learn a large negative value, catalogues with repeat purchases a
         # positive one (the repeat/explore split of RepeatNet, reduced to a scalar).
@@ -108,13 +110,17 @@ class TiedItemOutput(nn.Module):
         counts = torch.as_tensor(np.asarray(counts), dtype=torch.float32)
         self.popularity.copy_(counts.to(self.popularity.device))
 
+    def item_rows(self, lo: int, hi: int) -> torch.Tensor:
+        """Output vectors (hi - lo, C) of item indices ``[lo, hi)``, tied to the input embeddings."""
+        return self.item_emb.weight[lo:hi]
+
     def item_vectors(self) -> torch.Tensor:
-        """Output item vectors (V, C), tied to the input embeddings."""
-        return self.item_emb.weight
+        """Output item vectors (V, C) of the whole vocabulary."""
+        return self.item_rows(0, self.num_items)
 
     def score(self, h: torch.Tensor) -> torch.Tensor:
         """Logits over the catalogue for hidden states (..., C) -> (..., V); padding gets -inf."""
-        logits = h @ self.item_emb.weight.t()
+        logits = h @ self.item_vectors().t()
         logits[..., 0] = float("-inf")
         return logits
 
@@ -146,7 +152,7 @@ class TiedItemOutput(nn.Module):
             return self._logits(h, items), None  # (B, T, V)
         if self.sampled_softmax:
             return None, sampled_softmax_loss(
-                h, targets, self.item_emb.weight, self.popularity, num_negatives=self.cfg.num_negatives,
+                h, targets, self.item_vectors(), self.popularity, num_negatives=self.cfg.num_negatives,
                 items=items, repeat_bias=self.repeat_bias,
             )
         valid = targets != 0  # (B, T)
@@ -170,7 +176,7 @@ class TiedItemOutput(nn.Module):
         Scoring a catalogue slice at a time keeps memory at (B, hi - lo) whatever the catalogue size;
         the slices of one history together equal ``next_item_scores``.
         """
-        scores = h_last.float() @ self.item_emb.weight[lo:hi].float().t()  # (B, n)
+        scores = h_last.float() @ self.item_rows(lo, hi).float().t()  # (B, n)
         if self.repeat_bias is not None:
             # Only the (b, item) cells of the histories change: no (B, n) temporaries. An item twice
             # in a history writes the same value twice, so it gets the bias once.

@@ -29,7 +29,7 @@ from torch import nn
 
 from recsys_tasks.config import ModelConfig, TrainConfig, to_dict
 from recsys_tasks.data.sequences import ItemVocab, SequenceData
-from recsys_tasks.modeling.artifacts import resolve_device, save_model
+from recsys_tasks.modeling.artifacts import NETWORK_KINDS, resolve_device, save_model
 from recsys_tasks.modeling.baselines import popularity_counts
 from recsys_tasks.modeling.checkpoint import CHECKPOINT_DIR, TrainState, fingerprint, seed_everything
 from recsys_tasks.modeling.distributed import (
@@ -300,7 +300,7 @@ def train_model(
     text_cache_dir: Path | None = None,
     on_checkpoint: Callable[[Path], None] | None = None,
 ) -> TrainResult:
-    """Train a ``kind`` ("transformer" or "gru") model on ``train`` and write it to ``out_dir``.
+    """Train a ``kind`` ("transformer", "pretrained" or "gru") model on ``train`` and write it to ``out_dir``.
 
     With ``init_from`` (the champion's model directory) the champion is grown to ``vocab`` and
     fine-tuned for ``train_cfg.fine_tune_epochs`` (all ``epochs`` with ``full_retrain``) using the
@@ -308,9 +308,9 @@ def train_model(
     ``on_checkpoint(dir)`` runs on rank 0 after each epoch's checkpoint is written (e.g. to copy it
     to the artifact store, so a retry on another worker resumes from it).
     """
-    if kind not in ("transformer", "gru"):
+    if kind not in NETWORK_KINDS:
         raise TrainError(
-            f"kind={kind!r}: train_model trains 'transformer' or 'gru'; use save_popularity for popularity"
+            f"kind={kind!r}: train_model trains one of {NETWORK_KINDS}; use save_popularity for popularity"
         )
     if len(vocab) < 2:
         raise TrainError("the vocabulary is empty: nothing to recommend; check the extracted interval")
@@ -328,7 +328,8 @@ def train_model(
     replay = train_cfg.replay_fraction if init_from is not None else 1.0  # fine-tuning replays a share
     data = prepare(train, start.model_cfg, train_cfg.seed, replay_fraction=replay)
     positions = positions_per_batch(data, train_cfg.batch_size)
-    start.model.sampled_softmax = choose_loss(start.model_cfg, len(vocab), positions=positions) == "sampled"
+    cost_cfg = getattr(start.model, "cost_config", start.model_cfg)  # a backbone's own width and depth
+    start.model.sampled_softmax = choose_loss(cost_cfg, len(vocab), positions=positions) == "sampled"
     state = TrainState(
         model=start.model,
         optimizer=_make_optimizer(start.model, train_cfg, device),

@@ -57,7 +57,9 @@ def starting_model(
         parent = champion.get("model_version") or str(init_from)
         return Start(model, champion["kind"], model.cfg, epochs, parent)
     model = build_model(kind, model_cfg, len(vocab))
-    if item_text and model_cfg.use_item_text and kind == "transformer":
+    if kind == "pretrained":  # its items are their text: every item gets its text vector
+        _fill_text_vectors(model, vocab, item_text or {}, text_cache_dir, first_row=1)
+    elif item_text and model_cfg.use_item_text and kind == "transformer":
         init_from_text(model, vocab, item_text, text_cache_dir)
     return Start(model, kind, model_cfg, train_cfg.epochs)
 
@@ -92,7 +94,9 @@ def grow_model(
             new_state[name] = rows
     model.load_state_dict(new_state)
     added = vocab.item_ids[n_old - 1 :]
-    if added and item_text and old.cfg.use_item_text:
+    if added and sidecar["kind"] == "pretrained":
+        _fill_text_vectors(model, vocab, item_text or {}, text_cache_dir, first_row=n_old)
+    elif added and item_text and old.cfg.use_item_text:
         _project_new_rows(model, vocab, n_old, item_text, text_cache_dir)
     log.info("warm start from %s: %d old items, %d new", init_from, n_old - 1, len(added))
     return model, sidecar
@@ -126,6 +130,24 @@ def init_from_text(
     with torch.no_grad():
         fresh = torch.from_numpy(pca_projection(vecs, model.cfg.hidden_size))
         model.item_emb.weight[torch.from_numpy(rows)] = fresh
+
+
+def _fill_text_vectors(
+    model: nn.Module, vocab: ItemVocab, item_text: Mapping[str, str], cache_dir: Path | None, *, first_row: int
+) -> None:
+    """Text vectors of rows ``first_row..`` (items without a text keep the zero vector: id row only)."""
+    found = _text_rows(vocab, item_text, model.cfg.text_encoder, cache_dir)
+    rows = np.arange(first_row, len(vocab))
+    if found is not None:
+        have, vecs = found
+        keep = have >= first_row
+        model.set_item_text(have[keep], vecs[keep])
+        rows = np.setdiff1d(rows, have)
+    if len(rows):
+        log.warning(
+            "%d of %d items have no title or category: the pretrained model knows them only by id, so they "
+            "score like untrained items until people interact with them", len(rows), len(vocab) - first_row,
+        )
 
 
 def _text_rows(

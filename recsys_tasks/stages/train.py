@@ -7,11 +7,14 @@ import logging
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from recsys_tasks.config import RecsysConfig, to_dict
+from recsys_tasks.config import ModelConfig, RecsysConfig, to_dict
 from recsys_tasks.stages.context import RunContext, names_storage_failures
 from recsys_tasks.tracking import mirror_training
+
+if TYPE_CHECKING:
+    from recsys_tasks.registry import ModelRecord
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +35,16 @@ def run(ctx: RunContext, snapshot: str, *, full_retrain: bool | None = None) -> 
     # one of that time for a backfill), so nothing trained after this date's cutoff is used.
     champion = champion_before(ctx.engine, ctx.schema, ctx.as_of)
     retrain = ctx.config.train.full_retrain if full_retrain is None else full_retrain
-    init_from = champion.verified_dir(ctx.store) if champion is not None and not retrain and champion.kind == "transformer" else None
+    kind = ctx.config.model.kind
+    warm = champion is not None and not retrain and continues(champion, ctx.config.model)
+    init_from = champion.verified_dir(ctx.store) if warm else None
     if init_from is not None:
         log.info("warm start from champion %s", champion.model_version)
     else:
-        log.info("training from scratch (%s)", "full_retrain requested" if retrain else "no champion yet")
+        reason = "full_retrain requested" if retrain else "no champion yet"
+        if champion is not None and not retrain:
+            reason = f"the champion {champion.model_version} is a {describe(champion.kind, champion.config)} model"
+        log.info("training a fresh %s model (%s)", describe(kind, to_dict(ctx.config)), reason)
     config = ctx.config.with_overrides({"train.full_retrain": True}) if retrain else ctx.config
     work_dir = ctx.work_dir("train")
     # With a remote store each epoch's checkpoint is copied there too, so a retry on another worker resumes.
@@ -51,7 +59,7 @@ def run(ctx: RunContext, snapshot: str, *, full_retrain: bool | None = None) -> 
         ctx.schema,
         model_version=version,
         parent_version=parent,
-        kind="transformer",
+        kind=kind,
         dag_id=ctx.dag_id,
         run_id=ctx.run_id,
         as_of=ctx.as_of,
@@ -123,7 +131,7 @@ def train_from_snapshot(
             "train on. Check the interval and window.history_days."
         )
     texts = None
-    if config.model.use_item_text:
+    if config.model.use_item_text or config.model.kind == "pretrained":  # a pretrained model's items are their text
         rows = zip(items["item_id"], items["title"], items["category"], strict=True)
         texts = {str(i): item_text(title, category) for i, title, category in rows}
     sync = CheckpointSync(store, store.path(checkpoints)) if checkpoints else None
@@ -137,6 +145,7 @@ def train_from_snapshot(
         out_dir=Path(out_dir),
         item_text=texts,
         init_from=init_from,
+        kind=config.model.kind,
         text_cache_dir=store.cache_dir / "text_cache",
         on_checkpoint=sync.save if sync is not None else None,
     )
@@ -173,3 +182,16 @@ def model_version_for(ctx: RunContext) -> str:
 
     digest = hashlib.sha256(f"{ctx.dag_id}/{ctx.run_id}".encode()).hexdigest()[:10]
     return f"m{ctx.as_of:%Y%m%d}-{digest}"
+
+
+def continues(champion: ModelRecord, model_cfg: ModelConfig) -> bool:
+    """Whether tonight's challenger can start from ``champion``: same kind, and for a pretrained model
+    the same backbone. Otherwise the challenger trains fresh and evaluation decides between them."""
+    if champion.kind != model_cfg.kind:
+        return False
+    return model_cfg.kind != "pretrained" or champion.config.get("model", {}).get("backbone") == model_cfg.backbone
+
+
+def describe(kind: str, config: dict[str, Any]) -> str:
+    """``transformer``, or ``pretrained (<backbone>)``, for log lines."""
+    return f"{kind} ({config.get('model', {}).get('backbone')})" if kind == "pretrained" else kind

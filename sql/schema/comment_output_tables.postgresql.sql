@@ -7,7 +7,7 @@
 COMMENT ON TABLE {{schema}}.model_registry IS 'One row per trained model version: lineage, training data window, artifact, configuration, holdout metrics and status. Exactly one row is champion (a unique partial index enforces it).';
 COMMENT ON COLUMN {{schema}}.model_registry.model_version IS 'Identifier of the model version (primary key).';
 COMMENT ON COLUMN {{schema}}.model_registry.parent_version IS 'The version this one was fine-tuned (warm-started) from; NULL when trained from scratch.';
-COMMENT ON COLUMN {{schema}}.model_registry.kind IS 'Model family: transformer, or a baseline such as most-popular.';
+COMMENT ON COLUMN {{schema}}.model_registry.kind IS 'Model family: transformer (item-id transformer), pretrained (a pretrained language model fine-tuned with LoRA; config.model.backbone names it), gru, or popularity.';
 COMMENT ON COLUMN {{schema}}.model_registry.status IS 'candidate (trained, not yet judged), champion (publishes), rejected (lost its evaluation) or retired (a former champion).';
 COMMENT ON COLUMN {{schema}}.model_registry.dag_id IS 'Airflow DAG that trained the version.';
 COMMENT ON COLUMN {{schema}}.model_registry.run_id IS 'Airflow run that trained the version.';
