@@ -100,10 +100,11 @@ def _read_cache(cache_dir: Path) -> tuple[dict[str, int], np.ndarray | None]:
 
 def _write_cache(cache_dir: Path, index: dict[str, int], vectors: np.ndarray) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp_vec = cache_dir / (_CACHE_VECTORS + ".tmp.npy")
+    # Per-process temporary names: the ranks of one DDP run may write the same cache at once.
+    tmp_vec = cache_dir / f"{_CACHE_VECTORS}.{os.getpid()}.tmp.npy"
     np.save(tmp_vec, vectors, allow_pickle=False)
     tmp_vec.replace(cache_dir / _CACHE_VECTORS)
-    tmp_idx = cache_dir / (_CACHE_INDEX + ".tmp")
+    tmp_idx = cache_dir / f"{_CACHE_INDEX}.{os.getpid()}.tmp"
     tmp_idx.write_text(json.dumps(index), encoding="utf-8")
     tmp_idx.replace(cache_dir / _CACHE_INDEX)
 

