@@ -39,7 +39,7 @@ def run(
     from recsys_tasks.serving.recommender import PopularityRecommender, load_recommender
 
     cfg = ctx.config.evaluation
-    events, items = read_snapshot(ctx.store.path(snapshot))
+    events, _items = read_snapshot(ctx.store.path(snapshot))
     split = temporal_split(events, ctx.cutoff, items_per_user=ctx.config.window.holdout_items_per_user)
     holdout = build_holdout(split)
     log.info("holdout: %d users with events after the cutoff %s", len(holdout), ctx.cutoff)
@@ -52,7 +52,7 @@ def run(
             check_outside_training(model, ctx.cutoff, role=role)
     device = ctx.config.train.device
     ch_rec = load_recommender(challenger.verified_dir(ctx.store), device=device)
-    results: dict[str, Any] = {"challenger": score(ch_rec, holdout, k=cfg.k)}
+    results: dict[str, Any] = {"challenger": score(ch_rec, holdout, k=cfg.k, num_threads=ctx.config.train.num_threads)}
     # Baseline: most popular in the last 7 days before the cutoff, over the challenger's catalogue.
     vocab = ItemVocab(ch_rec.vocab.item_ids)
     popularity = PopularityRecommender.fit(build_sequences(split.train_events, vocab), vocab, recent_seconds=7 * 86400)

@@ -47,10 +47,12 @@ def _champion(ctx: RunContext) -> Any:
 
 def _ranked(ctx: RunContext, record: Any, events: Any, items: Any, *, top_k: int | None, activity: Any = None) -> tuple:
     """(rows, spec, k): the lists of the users with item events in ``events``, and what they must satisfy."""
+    from recsys_tasks.modeling.hardware import apply_threads
     from recsys_tasks.serving.eligibility import list_spec
     from recsys_tasks.serving.ranking import champion_rows
     from recsys_tasks.serving.recommender import load_recommender
 
+    apply_threads(ctx.config.train.num_threads, what="scoring")
     recommender = load_recommender(record.verified_dir(ctx.store), device=ctx.config.train.device)
     users = sorted(set(events.loc[events["item_id"].notna(), "user_id"].astype(str)))
     k = min(top_k or ctx.config.publish.top_k, len(recommender.vocab) - 1)

@@ -76,6 +76,7 @@ def refresh_publication(
     from recsys_tasks.data.publish_safety import PublishPolicy
     from recsys_tasks.data.snapshot import read_active_histories, read_catalogue
     from recsys_tasks.data.warehouse import ensure_output_schema
+    from recsys_tasks.modeling.hardware import apply_threads
     from recsys_tasks.registry import champion_at
     from recsys_tasks.serving.eligibility import list_spec
     from recsys_tasks.serving.ranking import champion_rows
@@ -107,6 +108,7 @@ def refresh_publication(
     events = read_active_histories(source, config.warehouse, history_start=history_start, since=since, end=end)
     if events.empty:
         return _skip(end, f"no user has item events in [{since:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})", as_of=as_of, since=since)
+    apply_threads(config.train.num_threads, what="scoring")
     recommender = load_recommender(champion.verified_dir(ArtifactStore.from_config(config)), device=config.train.device)
     catalogue, users = read_catalogue(source, config.warehouse, end=end), sorted(set(events["user_id"].astype(str)))
     k = min(int(latest.top_k), len(recommender.vocab) - 1)
