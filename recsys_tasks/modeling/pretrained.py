@@ -6,9 +6,10 @@ already in the local Hugging Face cache. It is always loaded with ``local_files_
 
 * **Items are their text.** An item's input vector is its frozen sentence vector (title |
   category, from ``model.text_encoder``) through a trained projection, plus a learned id row
-  (``model.id_embedding``) that starts at zero and is used only for items that have been a training
-  interaction. An item nobody has interacted with yet is exactly its text, so it can be recommended
-  the night it appears.
+  (``model.id_embedding``) that starts at zero and is trained only for items that have been a
+  training interaction. An item nobody has interacted with yet is left out of training (neither an
+  input nor a softmax negative) and, after training, gets an id row predicted from its text by a
+  ridge map fitted on the trained items, so it can be recommended the night it appears.
 * **The checkpoint's layers read the sequence** through ``inputs_embeds``, causally: decoders
   (GPT-2, Qwen, Llama) are causal already; encoders (BERT, MiniLM) are switched to causal attention
   with ``is_decoder``. A probe at construction refuses a checkpoint whose earlier outputs change
@@ -197,9 +198,9 @@ class PretrainedSeqModel(TiedItemOutput):
         init_embeddings(self.type_emb, self.gap_emb)
         nn.init.zeros_(self.item_emb.weight)  # id rows start at zero: every item starts as its text
         self.item_emb.weight.requires_grad_(cfg.id_embedding)
-        # 1 for items that were ever a training interaction (kept across warm starts). An item that
-        # never was is only ever a softmax negative, which would drag its id row below everything;
-        # masked, it stays exactly its text, and a new item scores from its text alone.
+        # 1 for items that were ever a training interaction (kept across warm starts). The others are
+        # left out of training (no id row, not in the softmax) and get id rows predicted from their
+        # text afterwards (``fill_unknown_from_text``), so a new item scores from its text alone.
         self.register_buffer("id_known", torch.zeros(num_items))
         # The checkpoint's weights are not part of a model version: the sidecar names them by hash.
         self._frozen = {f"backbone.{k}" for k in self.backbone.state_dict() if "lora_" not in k}
@@ -236,11 +237,46 @@ class PretrainedSeqModel(TiedItemOutput):
 
     def _embed(self, index: torch.Tensor) -> torch.Tensor:
         """Item vectors (..., C) of item indices (...); padding (0) is the zero vector."""
-        x = self.text_proj(self.text_vectors[index]) + self.item_emb(index) * self.id_known[index].unsqueeze(-1)
+        ids = self.item_emb(index)
+        if self.training:  # rows of items never interacted with are filled after training, not trained
+            ids = ids * self.id_known[index].unsqueeze(-1)
+        x = self.text_proj(self.text_vectors[index]) + ids
         return x * (index != 0).unsqueeze(-1).to(x.dtype)
+
+    @torch.no_grad()
+    def fill_unknown_from_text(self, *, ridge: float = 1e-2) -> int:
+        """Id rows of the items never interacted with, predicted from their text by a ridge map fitted
+        on the items that were (``fit_text_projection``); returns how many rows were filled.
+
+        Without it such an item is its text alone and lacks what id rows learn (popularity, taste
+        beyond the text), so it ranks below every trained item; with it, it ranks like the trained
+        items whose texts resemble its own."""
+        known = self.id_known > 0
+        known[0] = False
+        unknown = ~(self.id_known > 0)
+        unknown[0] = False
+        has_text = self.text_vectors.abs().sum(dim=1) > 0
+        fit, fill = known & has_text, unknown & has_text
+        if int(fit.sum()) < 2 or not bool(fill.any()) or not self.cfg.id_embedding:
+            return 0
+        from recsys_tasks.modeling.text import fit_text_projection
+
+        w = fit_text_projection(self.text_vectors[fit].cpu().numpy(), self.item_emb.weight[fit].cpu().numpy(), ridge=ridge)
+        w = torch.as_tensor(w, device=self.item_emb.weight.device)
+        self.item_emb.weight[fill] = (self.text_vectors[fill] @ w).to(self.item_emb.weight.dtype)
+        return int(fill.sum())
 
     def item_rows(self, lo: int, hi: int) -> torch.Tensor:
         return self._embed(torch.arange(lo, hi, device=self.text_vectors.device))
+
+    def score(self, h: torch.Tensor) -> torch.Tensor:
+        """``TiedItemOutput.score``; while training, items never interacted with are left out of the
+        softmax: their absence from the data is no evidence against them (they may be new tonight),
+        and as negatives in every step they would teach the text projection to bury their texts."""
+        logits = super().score(h)
+        if self.training:
+            logits = logits.masked_fill(self.id_known == 0, float("-inf"))
+        return logits
 
     def hidden(
         self, items: torch.Tensor,

@@ -352,6 +352,9 @@ def train_model(
     )
     seen, train_seconds = _fit(state, plan, ckpt, on_checkpoint)
     state.model.load_state_dict(state.best_weights)
+    if hasattr(state.model, "fill_unknown_from_text"):  # pretrained: items never interacted with
+        filled = state.model.fill_unknown_from_text()
+        log.info("%d items without interactions got id rows predicted from their text", filled)
     best = state.history[state.best_epoch - 1] if state.best_epoch else {}
     result = TrainResult(
         model_dir=out_dir, metrics={k: float(best[k]) for k in VAL_KEYS if k in best}, history=state.history,

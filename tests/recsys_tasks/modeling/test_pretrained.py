@@ -176,7 +176,9 @@ def test_a_killed_run_resumes_to_the_same_adapter(tmp_path, monkeypatch, tiny_da
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
 
 
-def test_an_item_without_training_interactions_is_exactly_its_text(tmp_path, tiny_data, tiny_train_cfg):
+def test_an_item_without_interactions_is_left_out_of_training_and_scored_from_its_text(
+    tmp_path, tiny_data, tiny_train_cfg
+):
     data, vocab = tiny_data
     grown = ItemVocab(vocab.item_ids)
     grown.extend(["never-bought"])  # in the catalogue, in no sequence
@@ -184,7 +186,17 @@ def test_an_item_without_training_interactions_is_exactly_its_text(tmp_path, tin
     _train(tmp_path, "m", data, grown, cfg, tiny_train_cfg)
     model, _, _ = load_network(tmp_path / "m")
     new = len(grown) - 1
-    assert model.id_known[new] == 0 and model.id_known[1:new].sum() > 0
+    assert model.id_known[new] == 0 and model.id_known[1:new].all()
+    known = torch.arange(1, new)
     with torch.no_grad():
-        text_only = model.text_proj(model.text_vectors[new])
-        torch.testing.assert_close(model.item_rows(new, new + 1)[0], text_only)
+        # its id row is the ridge map (text -> id rows of the trained items) applied to its text
+        from recsys_tasks.modeling.text import fit_text_projection
+
+        w = fit_text_projection(model.text_vectors[known].numpy(), model.item_emb.weight[known].numpy())
+        torch.testing.assert_close(model.item_emb.weight[new], model.text_vectors[new] @ torch.from_numpy(w))
+        eval_vector = model.item_rows(new, new + 1)[0]
+        model.train()
+        torch.testing.assert_close(model.item_rows(new, new + 1)[0], model.text_proj(model.text_vectors[new]))
+        logits = model.score(torch.randn(2, eval_vector.shape[0]))
+    assert torch.isinf(logits[:, new]).all() and torch.isfinite(logits[:, 1:new]).all(), "not a negative in training"
+    assert torch.isfinite(eval_vector).all()
