@@ -8,6 +8,7 @@ for early stopping holds out the last item of each training sequence with at lea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -34,6 +35,14 @@ class TrainingData:
     windows: np.ndarray  # (N, 3): user, start, end; inputs items[start:end-1], targets items[start+1:end]
     val_users: np.ndarray  # (U,) positions of users whose last item is held out
     val_targets: np.ndarray  # (U,)
+
+    @cached_property
+    def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(offsets (U,), items, types, gaps): every sequence back to back, so a batch is one gather."""
+        lengths = np.fromiter((len(s) for s in self.items), dtype=np.int64, count=len(self.items))
+        offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(lengths) else lengths
+        join = lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)  # noqa: E731
+        return offsets, join(self.items), join(self.types), join(self.gaps)
 
 
 def training_windows(lengths: np.ndarray, max_len: int) -> np.ndarray:
@@ -95,16 +104,14 @@ def positions_per_batch(data: TrainingData, batch_size: int) -> float:
 
 def collate(data: TrainingData, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
     """Right-padded (items, types, gaps, targets), each (B, T), of the windows ``rows`` (B, 3)."""
-    width = int((rows[:, 2] - rows[:, 1]).max()) - 1
-    shape = (len(rows), width)
-    x, ty, ga, y = (np.zeros(shape, dtype=np.int64) for _ in range(4))
-    for b, (u, s, e) in enumerate(rows):
-        n = e - s - 1
-        x[b, :n] = data.items[u][s : e - 1]
-        ty[b, :n] = data.types[u][s : e - 1]
-        ga[b, :n] = data.gaps[u][s : e - 1]
-        y[b, :n] = data.items[u][s + 1 : e]
-    return tuple(torch.from_numpy(a) for a in (x, ty, ga, y))
+    offsets, items, types, gaps = data.flat
+    n = rows[:, 2] - rows[:, 1] - 1  # (B,) input positions of each window
+    columns = np.arange(int(n.max()))
+    valid = columns[None, :] < n[:, None]  # (B, T)
+    at = np.where(valid, (offsets[rows[:, 0]] + rows[:, 1])[:, None] + columns[None, :], 0)  # (B, T)
+    x, ty, ga = (np.where(valid, a[at], 0) for a in (items, types, gaps))
+    y = np.where(valid, items[np.where(valid, at + 1, 0)], 0)  # each position's next item
+    return tuple(torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in (x, ty, ga, y))
 
 
 def history_batch(data: TrainingData, users: np.ndarray, max_len: int) -> tuple[torch.Tensor, ...]:

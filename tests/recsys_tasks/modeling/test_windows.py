@@ -39,3 +39,18 @@ def test_prepare_holds_out_the_last_item_and_collate_shifts_targets_by_one(tiny_
     assert y.tolist() == [[6, 7], [4, 0]]  # the next item; 0 is ignored by the loss
     assert ty.tolist() == [[2, 2], [2, 0]]
     assert (ga[x == 0] == 0).all() and (ga[x > 0] > 0).all()
+
+
+def test_collate_gathers_exactly_the_windows_slices(tiny_model_cfg):
+    rng = np.random.default_rng(3)
+    items = [rng.integers(1, 50, size=n) for n in rng.integers(1, 40, size=60)]
+    kinds = [rng.integers(1, 7, size=len(s)) for s in items]
+    data = SequenceData([str(u) for u in range(60)], items, kinds, [np.sort(rng.integers(0, 10**6, size=len(s))) for s in items])
+    prepared = prepare(data, tiny_model_cfg.model_copy(update={"max_len": 7}), seed=0)
+    rows = prepared.windows[rng.permutation(len(prepared.windows))[:32]]
+    x, ty, ga, y = (t.numpy() for t in collate(prepared, rows))
+    for b, (u, s, e) in enumerate(rows):  # the slices, right padded with 0
+        n = e - s - 1
+        for got, want in ((x, prepared.items[u][s : e - 1]), (ty, prepared.types[u][s : e - 1]),
+                          (ga, prepared.gaps[u][s : e - 1]), (y, prepared.items[u][s + 1 : e])):
+            assert got[b, :n].tolist() == want.tolist() and not got[b, n:].any()
