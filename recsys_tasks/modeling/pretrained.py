@@ -264,6 +264,7 @@ class PretrainedSeqModel(TiedItemOutput):
         w = fit_text_projection(self.text_vectors[fit].cpu().numpy(), self.item_emb.weight[fit].cpu().numpy(), ridge=ridge)
         w = torch.as_tensor(w, device=self.item_emb.weight.device)
         self.item_emb.weight[fill] = (self.text_vectors[fill] @ w).to(self.item_emb.weight.dtype)
+        log.info("%d items without interactions got id rows predicted from their text", int(fill.sum()))
         return int(fill.sum())
 
     def item_rows(self, lo: int, hi: int) -> torch.Tensor:

@@ -157,7 +157,10 @@ def evaluate_next_item(
 
 def _step(state: TrainState, plan: EpochPlan, rows: np.ndarray) -> float:
     """One optimizer step on the windows ``rows`` (B, 3); returns the batch loss."""
-    x, ty, ga, y = (t.to(plan.device, non_blocking=True) for t in collate(plan.data, rows))  # (B, T) each
+    batch = collate(plan.data, rows)
+    if plan.device.type == "cuda":  # a copy from pinned memory overlaps with the GPU's work
+        batch = tuple(t.pin_memory() for t in batch)
+    x, ty, ga, y = (t.to(plan.device, non_blocking=True) for t in batch)  # (B, T) each
     lr = _lr_at(state.step, plan.total_steps, plan.cfg, plan.time_used())
     for group in state.optimizer.param_groups:
         group["lr"] = lr
@@ -353,8 +356,7 @@ def train_model(
     seen, train_seconds = _fit(state, plan, ckpt, on_checkpoint)
     state.model.load_state_dict(state.best_weights)
     if hasattr(state.model, "fill_unknown_from_text"):  # pretrained: items never interacted with
-        filled = state.model.fill_unknown_from_text()
-        log.info("%d items without interactions got id rows predicted from their text", filled)
+        state.model.fill_unknown_from_text()
     best = state.history[state.best_epoch - 1] if state.best_epoch else {}
     result = TrainResult(
         model_dir=out_dir, metrics={k: float(best[k]) for k in VAL_KEYS if k in best}, history=state.history,
