@@ -67,6 +67,15 @@ pids=()
 stop() {
   trap - INT TERM EXIT
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Graceful shutdown gets 15 s (a scheduler may be waiting on a task, an api-server on a
+  # connection); whatever is still running then is killed, so Ctrl-C always ends the UI.
+  for _ in $(seq 30); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.5
+  done
+  for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && { echo "stopping $pid by force" >&2; pkill -KILL -P "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null; }; done
   wait 2>/dev/null || true
 }
 trap stop EXIT
