@@ -75,7 +75,12 @@ def test_ui_script_serves_the_demo_and_stops_everything(tmp_path):
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "ui.out"
     with log.open("w") as out:
-        ui = subprocess.Popen([str(UI), "--port", str(port)], env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        ui = subprocess.Popen(
+            [str(UI), "--port", str(port)], env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            # As in a terminal: a suite started in the background (nohup, `&`) hands its children an ignored
+            # SIGINT, and bash cannot trap a signal that was ignored when it started.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     try:
         deadline = time.monotonic() + 120
         while "Ctrl-C stops everything" not in log.read_text():
