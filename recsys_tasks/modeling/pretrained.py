@@ -251,13 +251,12 @@ class PretrainedSeqModel(TiedItemOutput):
         Without it such an item is its text alone and lacks what id rows learn (popularity, taste
         beyond the text), so it ranks below every trained item; with it, it ranks like the trained
         items whose texts resemble its own."""
+        if not self.cfg.id_embedding:
+            return 0
         known = self.id_known > 0
-        known[0] = False
-        unknown = ~(self.id_known > 0)
-        unknown[0] = False
-        has_text = self.text_vectors.abs().sum(dim=1) > 0
-        fit, fill = known & has_text, unknown & has_text
-        if int(fit.sum()) < 2 or not bool(fill.any()) or not self.cfg.id_embedding:
+        has_text = self.text_vectors.abs().sum(dim=1) > 0  # the padding row 0 has none
+        fit, fill = known & has_text, ~known & has_text
+        if int(fit.sum()) < 2 or not bool(fill.any()):
             return 0
         from recsys_tasks.modeling.text import fit_text_projection
 
