@@ -102,6 +102,7 @@ class WindowConfig(_Section):
     history_days: NonNegativeInt = 28
     cutoff_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     holdout_items_per_user: PositiveInt = 1
+    chunk_rows: PositiveInt = 250_000
 
 
 class ValidationConfig(_Section):

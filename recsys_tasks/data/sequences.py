@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -89,24 +90,83 @@ class ItemVocab:
         return cls(json.loads(text))
 
 
+class Ragged(Sequence[np.ndarray]):
+    """Per-user arrays stored back to back: user ``u``'s is ``values[offsets[u]:offsets[u + 1]]`` (a view).
+
+    Holds a window's sequences in a few flat arrays instead of one small array per user.
+    """
+
+    def __init__(self, values: np.ndarray, offsets: np.ndarray) -> None:
+        if len(offsets) < 1 or int(offsets[-1]) != len(values):
+            raise ValueError("offsets must start the first run and end at len(values)")
+        self.values = values
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+
+    @classmethod
+    def of(cls, arrays: Sequence[np.ndarray], dtype: Any = np.int64) -> Ragged:
+        """The ragged form of ``arrays`` (a copy)."""
+        lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+        values = np.concatenate([np.asarray(a, dtype=dtype) for a in arrays]) if len(arrays) else np.zeros(0, dtype)
+        return cls(values.astype(dtype, copy=False), np.concatenate(([0], np.cumsum(lengths))))
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @overload
+    def __getitem__(self, index: int) -> np.ndarray: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[np.ndarray]: ...
+    def __getitem__(self, index: int | slice) -> np.ndarray | list[np.ndarray]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        i = index + len(self) if index < 0 else index
+        if not 0 <= i < len(self):
+            raise IndexError(index)
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
+
+    def take(self, positions: np.ndarray) -> Ragged:
+        """The runs at ``positions``, in that order (a copy)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        lengths = self.lengths[positions]
+        offsets = np.concatenate(([0], np.cumsum(lengths)))
+        gather = np.repeat(self.offsets[positions] - offsets[:-1], lengths) + np.arange(int(offsets[-1]))
+        return Ragged(self.values[gather], offsets)
+
+    def where(self, keep: np.ndarray) -> Ragged:
+        """Each run with only the values where ``keep`` (aligned with ``values``) is true."""
+        kept = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
+        return Ragged(self.values[keep], kept[self.offsets])
+
+
 @dataclass
 class SequenceData:
     """Per-user, time-ordered interaction sequences in model indices.
 
-    ``items[u]``, ``event_types[u]`` and ``timestamps[u]`` (unix seconds) are aligned int64 arrays
-    for user ``user_ids[u]``; the oldest interaction first.
+    ``items[u]``, ``event_types[u]`` and ``timestamps[u]`` (unix seconds) are aligned integer arrays
+    for user ``user_ids[u]``; the oldest interaction first. They are lists of arrays or, for a
+    window read from a snapshot, :class:`Ragged` (the same sequence interface, three flat arrays).
     """
 
     user_ids: list[str]
-    items: list[np.ndarray]
-    event_types: list[np.ndarray]
-    timestamps: list[np.ndarray]
+    items: Sequence[np.ndarray]
+    event_types: Sequence[np.ndarray]
+    timestamps: Sequence[np.ndarray]
 
     def __len__(self) -> int:
         return len(self.user_ids)
 
     def subset(self, positions: Sequence[int]) -> SequenceData:
         """The users at ``positions``, in that order."""
+        if isinstance(self.items, Ragged):
+            at = np.asarray(positions, dtype=np.int64)
+            return SequenceData(
+                [self.user_ids[i] for i in at], self.items.take(at), _ragged(self.event_types).take(at),
+                _ragged(self.timestamps).take(at),
+            )
         return SequenceData(
             user_ids=[self.user_ids[i] for i in positions],
             items=[self.items[i] for i in positions],
@@ -116,7 +176,18 @@ class SequenceData:
 
     @property
     def num_interactions(self) -> int:
+        if isinstance(self.items, Ragged):
+            return len(self.items.values)
         return int(sum(len(s) for s in self.items))
+
+    def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(offsets (U + 1,), items, event types, timestamps): every sequence back to back."""
+        items, kinds, times = (_ragged(a) for a in (self.items, self.event_types, self.timestamps))
+        return items.offsets, items.values, kinds.values, times.values
+
+
+def _ragged(arrays: Sequence[np.ndarray]) -> Ragged:
+    return arrays if isinstance(arrays, Ragged) else Ragged.of(arrays)
 
 
 def item_events(events: pd.DataFrame) -> pd.DataFrame:
@@ -125,11 +196,11 @@ def item_events(events: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["user_id", "event_ts", "event_id"], kind="stable")
 
 
-def build_sequences(events: pd.DataFrame, vocab: ItemVocab, *, users: Sequence[str] | None = None) -> SequenceData:
-    """Group ``events`` into per-user sequences; items unknown to ``vocab`` are dropped.
+def user_runs(events: pd.DataFrame, vocab: ItemVocab) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(users, run starts, items, event types, timestamps) of ``events``' item events, sorted by user and time.
 
-    With ``users`` given, the result has exactly those users in that order (empty arrays for users
-    without events).
+    ``users[r]``'s interactions are positions ``starts[r]`` up to the next start of the three arrays;
+    items unknown to ``vocab`` are dropped.
     """
     frame = item_events(events)
     idx = vocab.encode(frame["item_id"].to_numpy())
@@ -139,14 +210,19 @@ def build_sequences(events: pd.DataFrame, vocab: ItemVocab, *, users: Sequence[s
     types = frame["event_type"].map(EVENT_TYPE_IDS).fillna(PAD).to_numpy(dtype=np.int64)
     ts = _unix_seconds(frame["event_ts"])
     user_col = frame["user_id"].astype(str).to_numpy()
-    grouped: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    if len(user_col):
-        # frame is sorted by user: split into contiguous runs
-        boundaries = np.flatnonzero(user_col[1:] != user_col[:-1]) + 1
-        starts = np.concatenate(([0], boundaries))
-        ends = np.concatenate((boundaries, [len(user_col)]))
-        for s, e in zip(starts, ends, strict=True):
-            grouped[user_col[s]] = (idx[s:e], types[s:e], ts[s:e])
+    starts = np.flatnonzero(np.concatenate(([True], user_col[1:] != user_col[:-1]))) if len(user_col) else np.zeros(0, np.int64)
+    return user_col[starts], starts, idx, types, ts
+
+
+def build_sequences(events: pd.DataFrame, vocab: ItemVocab, *, users: Sequence[str] | None = None) -> SequenceData:
+    """Group ``events`` into per-user sequences; items unknown to ``vocab`` are dropped.
+
+    With ``users`` given, the result has exactly those users in that order (empty arrays for users
+    without events).
+    """
+    run_users, starts, idx, types, ts = user_runs(events, vocab)
+    ends = np.concatenate((starts[1:], [len(idx)]))[: len(starts)]
+    grouped = {u: (idx[s:e], types[s:e], ts[s:e]) for u, s, e in zip(run_users, starts, ends, strict=True)}
     order = list(users) if users is not None else sorted(grouped)
     empty = np.zeros(0, dtype=np.int64)
     out = SequenceData([], [], [], [])

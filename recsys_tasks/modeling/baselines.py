@@ -50,11 +50,10 @@ def popularity_counts(
     counts = np.zeros(num_items, dtype=np.float64)
     if not len(train):
         return counts
-    newest = max((int(t[-1]) for t in train.timestamps if len(t)), default=0)
-    for items, ts in zip(train.items, train.timestamps, strict=True):
-        if recent_seconds is not None:
-            items = items[ts >= newest - recent_seconds]
-        np.add.at(counts, items, 1.0)
+    _, items, _, ts = train.flat()
+    if recent_seconds is not None and len(ts):
+        items = items[ts >= int(ts.max()) - recent_seconds]
+    counts += np.bincount(items.astype(np.int64), minlength=num_items)[:num_items]
     counts[0] = 0.0
     return counts
 

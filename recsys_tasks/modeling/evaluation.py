@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from recsys_tasks.data.sequences import TemporalSplit, build_sequences, item_events
+from recsys_tasks.data.event_window import EventWindow
+from recsys_tasks.data.sequences import ItemVocab, SequenceData, TemporalSplit, build_sequences, item_events
 from recsys_tasks.modeling.hardware import apply_threads
 from recsys_tasks.modeling.metrics import NonFiniteMetric, coverage, per_user_metrics, require_finite
 from recsys_tasks.registry import ModelRecord
@@ -40,31 +41,46 @@ class Holdout:
     user_ids: list[str]
     targets: list[set[str]]
     history_lengths: np.ndarray
-    train_events: pd.DataFrame
+    #: the events before the cutoff, as a frame (``build_holdout``) or a window's arrays (``holdout_of``)
+    train_events: pd.DataFrame | None = None
     #: users at least one of whose holdout items had no interaction before the cutoff
     new_item_users: np.ndarray | None = None
+    window: EventWindow | None = None
 
     def __len__(self) -> int:
         return len(self.user_ids)
 
+    def histories(self, vocab: ItemVocab) -> SequenceData:
+        """Each holdout user's events before the cutoff, in ``vocab``'s indices (unknown items dropped)."""
+        if self.window is not None:
+            return self.window.encode(vocab, users=self.user_ids)
+        return build_sequences(self.train_events, vocab, users=self.user_ids)
+
 
 def build_holdout(split: TemporalSplit) -> Holdout:
     """The holdout users of ``split`` with their target items and history lengths."""
-    targets = split.holdout.groupby("user_id", sort=True)["item_id"].agg(lambda s: set(map(str, s)))
-    users = [str(u) for u in targets.index]
     train_items = item_events(split.train_events)
     counts = train_items.groupby("user_id").size()
+    users, targets = _targets(split.holdout)
     lengths = counts.reindex(users, fill_value=0).to_numpy(dtype=np.int64)
     seen = set(train_items["item_id"].astype(str))
-    target_sets = list(targets.to_numpy())
-    new_items = np.array([bool(t - seen) for t in target_sets], dtype=bool)
-    return Holdout(
-        user_ids=users,
-        targets=target_sets,
-        history_lengths=lengths,
-        train_events=split.train_events,
-        new_item_users=new_items,
-    )
+    return Holdout(users, targets, lengths, split.train_events, _new_item_users(targets, seen))
+
+
+def holdout_of(window: EventWindow) -> Holdout:
+    """The holdout of a window read from a snapshot (the same as ``build_holdout`` of its split)."""
+    users, targets = _targets(window.holdout)
+    seen = set(window.train_item_ids)
+    return Holdout(users, targets, window.history_lengths(users), None, _new_item_users(targets, seen), window)
+
+
+def _targets(holdout: pd.DataFrame) -> tuple[list[str], list[set[str]]]:
+    targets = holdout.groupby("user_id", sort=True)["item_id"].agg(lambda s: set(map(str, s)))
+    return [str(u) for u in targets.index], list(targets.to_numpy())
+
+
+def _new_item_users(targets: list[set[str]], seen: set[str]) -> np.ndarray:
+    return np.array([bool(t - seen) for t in targets], dtype=bool)
 
 
 class Scores(dict[str, dict[str, float]]):
@@ -83,7 +99,7 @@ def score(
     ``num_threads`` (``train.num_threads``; None: the CPUs this process may use) is applied first.
     """
     apply_threads(num_threads, what="scoring")
-    histories = build_sequences(holdout.train_events, recommender.vocab, users=holdout.user_ids)
+    histories = holdout.histories(recommender.vocab)
     k_eff = min(k, len(recommender.vocab) - 1)
     ranked: list[list[str]] = []
     broken = 0

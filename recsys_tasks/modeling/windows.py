@@ -8,14 +8,12 @@ for early stopping holds out the last item of each training sequence with at lea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import torch
 
 from recsys_tasks.config import ModelConfig
-from recsys_tasks.data.sequences import SequenceData
-from recsys_tasks.modeling.model import time_gap_buckets
+from recsys_tasks.data.sequences import Ragged, SequenceData
 
 #: Validation users are capped (a fixed random subset) so evaluation stays cheap on big data.
 MAX_VAL_USERS = 20_000
@@ -29,32 +27,31 @@ class TrainError(ValueError):
 class TrainingData:
     """Training sequences with precomputed gap buckets, their windows, and the validation split."""
 
-    items: list[np.ndarray]
-    types: list[np.ndarray]
-    gaps: list[np.ndarray]
+    items: Ragged
+    types: Ragged
+    gaps: Ragged
     windows: np.ndarray  # (N, 3): user, start, end; inputs items[start:end-1], targets items[start+1:end]
     val_users: np.ndarray  # (U,) positions of users whose last item is held out
     val_targets: np.ndarray  # (U,)
 
-    @cached_property
+    @property
     def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(offsets (U,), items, types, gaps): every sequence back to back, so a batch is one gather."""
-        lengths = np.fromiter((len(s) for s in self.items), dtype=np.int64, count=len(self.items))
-        offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(lengths) else lengths
-        join = lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)  # noqa: E731
-        return offsets, join(self.items), join(self.types), join(self.gaps)
+        """(offsets (U + 1,), items, types, gaps): every sequence back to back, so a batch is one gather."""
+        return self.items.offsets, self.items.values, self.types.values, self.gaps.values
 
 
 def training_windows(lengths: np.ndarray, max_len: int) -> np.ndarray:
     """(N, 3) windows ``(user, start, end)`` of at most ``max_len + 1`` items, latest first per user."""
-    rows = []
-    for u, n in enumerate(lengths):
-        end = int(n)
-        while end >= 2:
-            start = max(0, end - max_len - 1)
-            rows.append((u, start, end))
-            end = start + 1  # the earlier window's targets stop where this window's begin
-    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    step = max_len  # each earlier window ends one past where the later one starts
+    # per user: windows ending at n, n - step, n - 2 step, ... while the end is >= 2
+    counts = np.where(lengths >= 2, (lengths - 2) // step + 1, 0)
+    users = np.repeat(np.arange(len(lengths), dtype=np.int64), counts)
+    firsts = np.concatenate(([0], np.cumsum(counts)[:-1])) if len(counts) else counts
+    nth = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(firsts, counts)
+    ends = lengths[users] - nth * step
+    starts = np.maximum(0, ends - max_len - 1)
+    return np.stack([users, starts, ends], axis=1).reshape(-1, 3)
 
 
 def prepare(
@@ -63,24 +60,23 @@ def prepare(
     """Hold out each long-enough user's last item, bucket the gaps, and cut the rest into windows.
 
     With ``replay_fraction < 1`` only that share of the older windows is kept (``replay_windows``).
+    Works on the sequences' flat arrays: memory is a few bytes per interaction, whatever the users.
     """
-    items, types, gaps, val_users, val_targets = [], [], [], [], []
-    for u, (seq, kinds, ts) in enumerate(zip(train.items, train.event_types, train.timestamps, strict=True)):
-        g = time_gap_buckets(ts, cfg.time_gap_buckets)
-        if len(seq) >= 3:
-            val_users.append(u)
-            val_targets.append(int(seq[-1]))
-            seq, kinds, g = seq[:-1], kinds[:-1], g[:-1]
-        items.append(np.asarray(seq, dtype=np.int64))
-        types.append(np.asarray(kinds, dtype=np.int64))
-        gaps.append(g)
-    val_u = np.asarray(val_users, dtype=np.int64)
-    val_t = np.asarray(val_targets, dtype=np.int64)
+    offsets, items, kinds, ts = train.flat()
+    lengths = np.diff(offsets)
+    gaps = _gap_buckets(ts, offsets, cfg.time_gap_buckets)
+    val_u = np.flatnonzero(lengths >= 3)
+    last = offsets[1:][val_u] - 1
+    val_t = items[last].astype(np.int64)
+    keep = np.ones(len(items), dtype=bool)
+    keep[last] = False
+    kept = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))[offsets]
+    ragged = [Ragged(np.ascontiguousarray(a[keep]), kept) for a in (items, kinds, gaps)]
     if len(val_u) > MAX_VAL_USERS:
-        keep = np.sort(np.random.default_rng(seed).choice(len(val_u), MAX_VAL_USERS, replace=False))
-        val_u, val_t = val_u[keep], val_t[keep]
-    windows = training_windows(np.array([len(s) for s in items]), cfg.max_len)
-    data = TrainingData(items, types, gaps, windows, val_u, val_t)
+        pick = np.sort(np.random.default_rng(seed).choice(len(val_u), MAX_VAL_USERS, replace=False))
+        val_u, val_t = val_u[pick], val_t[pick]
+    windows = training_windows(np.diff(kept), cfg.max_len)
+    data = TrainingData(*ragged, windows, val_u.astype(np.int64), val_t)
     if replay_fraction < 1.0:
         data.windows = replay_windows(data, replay_fraction, seed=seed)
     if not len(data.windows):
@@ -88,9 +84,20 @@ def prepare(
     return data
 
 
+def _gap_buckets(ts: np.ndarray, offsets: np.ndarray, num_buckets: int) -> np.ndarray:
+    """``time_gap_buckets`` of every user's timestamps at once (each sequence's first event: gap 0)."""
+    gaps = np.zeros(len(ts), dtype=np.float64)
+    if len(ts) > 1:
+        gaps[1:] = np.maximum(np.diff(np.asarray(ts, dtype=np.int64)), 0) / 60.0
+    firsts = offsets[:-1][np.diff(offsets) > 0]
+    gaps[firsts] = 0.0
+    buckets = np.floor(np.log2(1.0 + gaps)).astype(np.int64)
+    return (1 + np.clip(buckets, 0, num_buckets - 1)).astype(np.int16)
+
+
 def replay_windows(data: TrainingData, fraction: float, *, seed: int) -> np.ndarray:
     """Every user's latest window plus a random ``fraction`` of the earlier ones (fine-tuning replay)."""
-    lengths = np.array([len(s) for s in data.items])
+    lengths = data.items.lengths
     latest = data.windows[:, 2] == lengths[data.windows[:, 0]]
     keep = latest | (np.random.default_rng(seed).random(len(data.windows)) < fraction)
     return data.windows[keep]
@@ -116,7 +123,7 @@ def collate(data: TrainingData, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
 
 def history_batch(data: TrainingData, users: np.ndarray, max_len: int) -> tuple[torch.Tensor, ...]:
     """Right-padded last ``max_len`` items (and types, gaps) of each user's training sequence, and lengths."""
-    lengths = np.array([min(len(data.items[u]), max_len) for u in users], dtype=np.int64)
+    lengths = np.minimum(data.items.lengths[users], max_len).astype(np.int64)
     shape = (len(users), max(1, int(lengths.max(initial=0))))
     x, ty, ga = (np.zeros(shape, dtype=np.int64) for _ in range(3))
     for b, (u, n) in enumerate(zip(users, lengths, strict=True)):

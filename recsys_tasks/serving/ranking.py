@@ -139,10 +139,6 @@ def prepare_rules(
     unit = None
     if item_vectors is not None and item_vectors.ndim == 2 and item_vectors.shape[1] > 1:
         unit = R.normalise(item_vectors)
-    searches = events[(events["event_type"] == "search") & events["query"].notna()]
-    queries: dict[str, list[str]] = {}
-    for user, query in zip(searches["user_id"].astype(str), searches["query"].astype(str), strict=True):
-        queries.setdefault(user, []).append(query)
     return Rules(
         margin=cfg.candidate_margin,
         demote_after=cfg.demote_after,
@@ -155,7 +151,7 @@ def prepare_rules(
         trending_counts=trending_counts,
         new_items=np.flatnonzero(new_mask).astype(np.int64),
         unit_vectors=unit,
-        queries=queries,
+        queries=R.search_queries(events),
     )
 
 
@@ -211,20 +207,28 @@ def champion_rows(
     run_id: str,
     model_version: str,
     activity: Any = None,
+    rules: Rules | None = None,
 ) -> Iterator[RecommendationRow]:
     """Rows for ``users`` with the business rules of ``config`` (a ``PublishConfig``) applied.
 
     Histories come from ``events`` (canonical frame), titles and categories from ``items``. The one
     path both the nightly publish and the hourly refresh take, so they never rank differently.
+    ``rules`` prepared once (with ``activity``) serve every chunk of a shard's users; only their
+    search queries come from ``events``.
     """
+    from dataclasses import replace
+
     from recsys_tasks.data.sequences import build_sequences
     from recsys_tasks.serving.eligibility import catalogue_mask
 
     histories = build_sequences(events, recommender.vocab, users=users)
-    rules = prepare_rules(
-        config, vocab=recommender.vocab, events=events, items=items, as_of=as_of, item_vectors=recommender.item_vectors(),
-        activity=activity,
-    )
+    if rules is None:
+        rules = prepare_rules(
+            config, vocab=recommender.vocab, events=events, items=items, as_of=as_of,
+            item_vectors=recommender.item_vectors(), activity=activity,
+        )
+    else:
+        rules = replace(rules, queries=R.search_queries(events))
     log.info(
         "ranking %d users with rules: %d candidates per user, demote after %s looks (x%.2f), cold start below %d "
         "events, %d new items for %d slot(s), category cap %s",

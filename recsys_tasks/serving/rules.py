@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -308,6 +309,15 @@ def top_neighbours(
     return items.astype(np.int64), best.astype(np.float32)
 
 
+def search_queries(events: Any) -> dict[str, list[str]]:
+    """Each user's search queries in ``events``, in order (what a list's search-based reasons quote)."""
+    searches = events[(events["event_type"] == "search") & events["query"].notna()]
+    queries: dict[str, list[str]] = {}
+    for user, query in zip(searches["user_id"].astype(str), searches["query"].astype(str), strict=True):
+        queries.setdefault(user, []).append(query)
+    return queries
+
+
 __all__ = [
     "LOOK_EVENT_TYPES",
     "UNKNOWN",
@@ -320,7 +330,9 @@ __all__ = [
     "most_similar_anchor",
     "normalise",
     "ranked_by_count",
+    "search_queries",
     "sort_candidates",
     "top_neighbours",
     "trending",
 ]
+

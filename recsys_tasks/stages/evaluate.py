@@ -31,17 +31,19 @@ def run(
     a champion whose files fail verification is left out, so the new model is judged against
     most-popular alone (the documented way out of a corrupted champion).
     """
-    from recsys_tasks.data.sequences import ItemVocab, build_sequences, temporal_split
-    from recsys_tasks.data.snapshot import read_snapshot
-    from recsys_tasks.modeling.evaluation import build_holdout, check_outside_training, score
+    from recsys_tasks.data.event_window import read_event_window
+    from recsys_tasks.data.sequences import ItemVocab
+    from recsys_tasks.modeling.evaluation import check_outside_training, holdout_of, score
     from recsys_tasks.modeling.promotion import compare, decide
     from recsys_tasks.registry import get_model
     from recsys_tasks.serving.recommender import PopularityRecommender, load_recommender
 
     cfg = ctx.config.evaluation
-    events, _items = read_snapshot(ctx.store.path(snapshot))
-    split = temporal_split(events, ctx.cutoff, items_per_user=ctx.config.window.holdout_items_per_user)
-    holdout = build_holdout(split)
+    window = read_event_window(
+        ctx.store.path(snapshot) / "events.parquet", cutoff=ctx.cutoff,
+        items_per_user=ctx.config.window.holdout_items_per_user, chunk_rows=ctx.config.window.chunk_rows,
+    )
+    holdout = holdout_of(window)
     log.info("holdout: %d users with events after the cutoff %s", len(holdout), ctx.cutoff)
     challenger = get_model(ctx.engine, ctx.schema, challenger_version)
     if challenger is None:
@@ -55,7 +57,7 @@ def run(
     results: dict[str, Any] = {"challenger": score(ch_rec, holdout, k=cfg.k, num_threads=ctx.config.train.num_threads)}
     # Baseline: most popular in the last 7 days before the cutoff, over the challenger's catalogue.
     vocab = ItemVocab(ch_rec.vocab.item_ids)
-    popularity = PopularityRecommender.fit(build_sequences(split.train_events, vocab), vocab, recent_seconds=7 * 86400)
+    popularity = PopularityRecommender.fit(window.encode(vocab), vocab, recent_seconds=7 * 86400)
     results["baseline"] = score(popularity, holdout, k=cfg.k)
     if champion is not None:
         results["champion"] = score(load_recommender(champion.verified_dir(ctx.store), device=device), holdout, k=cfg.k)

@@ -63,6 +63,47 @@ def _ranked(ctx: RunContext, record: Any, events: Any, items: Any, *, top_k: int
     return rows, list_spec(recommender.vocab, events, items, users=users, config=ctx.config.publish, k=k), k
 
 
+def _ranked_in_chunks(ctx: RunContext, record: Any, events_path: Any, items: Any, *, top_k: int | None, activity: Any) -> tuple:
+    """``_ranked`` of a shard read in chunks of whole users, so its memory is bounded by ``window.chunk_rows``.
+
+    The rules come once from the item counts of all users (``activity``); each chunk's users are
+    ranked as the rows stream out, and their entries are added to the spec before their first row,
+    so the checks of ``publish_safety.checked_rows`` see every user's entry when they need it.
+    """
+    import pandas as pd
+
+    from recsys_tasks.data.publish_safety import ListSpec
+    from recsys_tasks.data.user_chunks import user_chunks
+    from recsys_tasks.modeling.hardware import apply_threads
+    from recsys_tasks.serving.eligibility import list_spec
+    from recsys_tasks.serving.ranking import champion_rows, prepare_rules
+    from recsys_tasks.serving.recommender import load_recommender
+
+    apply_threads(ctx.config.train.num_threads, what="scoring")
+    recommender = load_recommender(record.verified_dir(ctx.store), device=ctx.config.train.device)
+    cfg, vocab = ctx.config.publish, recommender.vocab
+    k = min(top_k or cfg.top_k, len(vocab) - 1)
+    no_events = pd.DataFrame({c: pd.Series(dtype="string") for c in ("user_id", "item_id", "event_type", "query")})
+    rules = prepare_rules(
+        cfg, vocab=vocab, events=no_events, items=items, as_of=ctx.as_of, item_vectors=recommender.item_vectors(),
+        activity=activity,
+    )
+    spec = ListSpec(top_k=k, catalogue=frozenset(items["item_id"].astype(str)), need={}, eligible={})
+
+    def rows() -> Any:
+        for chunk in user_chunks(events_path, chunk_rows=ctx.config.window.chunk_rows):
+            users = sorted(set(chunk.loc[chunk["item_id"].notna(), "user_id"].astype(str)))
+            part = list_spec(vocab, chunk, items, users=users, config=cfg, k=k)
+            spec.need.update(part.need)
+            spec.eligible.update(part.eligible)
+            yield from champion_rows(
+                recommender, chunk, items, users=users, config=cfg, k=k, as_of=ctx.as_of, run_id=ctx.run_id,
+                model_version=record.model_version, activity=activity, rules=rules,
+            )
+
+    return rows(), spec, k
+
+
 def _publish_whole(ctx: RunContext, record: Any, events: Any, items: Any, *, top_k: int | None, allow_shrink: bool | None) -> dict:
     """Rank everyone in ``events`` with ``record``, stage and swap in one go."""
     from recsys_tasks.data.publication import write_publication
@@ -114,11 +155,12 @@ def stage_shard(
     record = get_model(ctx.engine, ctx.schema, shard["model_version"])
     if record is None:
         raise RegistryError(f"the planned champion {shard['model_version']} is not in the registry; rerun the publish tasks")
-    events, items = read_frame(ctx.store.path(shard["events"])), read_frame(ctx.store.path(shard["items"]))
+    items = read_frame(ctx.store.path(shard["items"]))
     if int(shard["shards"]) == 1:
+        events = read_frame(ctx.store.path(shard["events"]))
         return {"published": _publish_whole(ctx, record, events, items, top_k=top_k, allow_shrink=allow_shrink)}
     activity = read_frame(ctx.store.path(shard["activity"]))
-    rows, spec, k = _ranked(ctx, record, events, items, top_k=top_k, activity=activity)
+    rows, spec, k = _ranked_in_chunks(ctx, record, ctx.store.path(shard["events"]), items, top_k=top_k, activity=activity)
     staged = stage(
         ctx.engine, ctx.schema, rows, as_of=ctx.as_of, run_id=ctx.run_id, shard=int(shard["shard"]),
         shards=int(shard["shards"]), top_k=k, model_version=record.model_version, spec=spec,

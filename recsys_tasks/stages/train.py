@@ -109,8 +109,9 @@ def train_from_snapshot(
         args += ["--init-from", str(init_from)] if init_from is not None else []
         args += ["--checkpoints", checkpoints] if checkpoints is not None else []
         return _under_torchrun(config, args, Path(out_dir), node_rank=node_rank)
-    from recsys_tasks.data.sequences import ItemVocab, build_sequences, temporal_split
-    from recsys_tasks.data.snapshot import read_snapshot
+    from recsys_tasks.data.event_window import read_event_window
+    from recsys_tasks.data.sequences import ItemVocab
+    from recsys_tasks.data.snapshot import read_frame
     from recsys_tasks.modeling.artifacts import read_sidecar
     from recsys_tasks.modeling.checkpoint_sync import CheckpointSync
     from recsys_tasks.modeling.text import item_text
@@ -118,13 +119,18 @@ def train_from_snapshot(
     from recsys_tasks.storage import ArtifactStore
 
     store = ArtifactStore.from_config(config)
-    events, items = read_snapshot(store.path(snapshot))
-    split = temporal_split(events, cutoff, items_per_user=config.window.holdout_items_per_user)
+    # Whole users at a time into flat arrays: memory grows by bytes, not by frames, per event.
+    window = read_event_window(
+        store.path(snapshot) / "events.parquet", cutoff=cutoff, items_per_user=config.window.holdout_items_per_user,
+        chunk_rows=config.window.chunk_rows,
+    )
+    items = read_frame(store.path(snapshot) / "items.parquet")
     vocab = ItemVocab(read_sidecar(init_from)["item_ids"]) if init_from is not None else ItemVocab()
     added = vocab.extend(sorted(set(items["item_id"].dropna().astype(str))))
-    added += vocab.extend(sorted(set(split.train_events["item_id"].dropna().astype(str))))
+    added += vocab.extend(sorted(window.train_item_ids))
     log.info("item vocabulary: %d items (%d new tonight)", len(vocab) - 1, len(added))
-    sequences = build_sequences(split.train_events, vocab)
+    sequences = window.encode(vocab)
+    del window
     if sequences.num_interactions == 0:
         raise ValueError(
             f"no item events before the cutoff {cutoff:%Y-%m-%d %H:%M} in the snapshot {snapshot}; nothing to "

@@ -54,3 +54,45 @@ def test_collate_gathers_exactly_the_windows_slices(tiny_model_cfg):
         for got, want in ((x, prepared.items[u][s : e - 1]), (ty, prepared.types[u][s : e - 1]),
                           (ga, prepared.gaps[u][s : e - 1]), (y, prepared.items[u][s + 1 : e])):
             assert got[b, :n].tolist() == want.tolist() and not got[b, n:].any()
+
+
+def _windows_one_user_at_a_time(lengths, max_len):
+    """The definition: the latest window, then earlier ones whose targets stop where the later's begin."""
+    rows = []
+    for u, n in enumerate(lengths):
+        end = int(n)
+        while end >= 2:
+            start = max(0, end - max_len - 1)
+            rows.append((u, start, end))
+            end = start + 1
+    return rows
+
+
+def test_training_windows_match_the_per_user_definition():
+    rng = np.random.default_rng(0)
+    for max_len in (1, 2, 5, 50):
+        lengths = rng.integers(0, 130, size=200)
+        assert training_windows(lengths, max_len).tolist() == [list(r) for r in _windows_one_user_at_a_time(lengths, max_len)]
+    assert training_windows(np.zeros(0, dtype=np.int64), 5).shape == (0, 3)
+
+
+def test_prepare_on_ragged_sequences_equals_prepare_on_lists(tiny_model_cfg):
+    from recsys_tasks.data.sequences import Ragged
+    from recsys_tasks.modeling.model import time_gap_buckets
+
+    rng = np.random.default_rng(5)
+    items = [rng.integers(1, 50, size=n) for n in rng.integers(0, 30, size=80)]
+    kinds = [rng.integers(1, 7, size=len(s)) for s in items]
+    times = [np.sort(rng.integers(0, 10**7, size=len(s))) for s in items]
+    users = [str(u) for u in range(80)]
+    as_lists = prepare(SequenceData(users, items, kinds, times), tiny_model_cfg, seed=1)
+    ragged = SequenceData(users, Ragged.of(items, np.int32), Ragged.of(kinds, np.int8), Ragged.of(times))
+    as_ragged = prepare(ragged, tiny_model_cfg, seed=1)
+    assert as_ragged.windows.tolist() == as_lists.windows.tolist()
+    assert as_ragged.val_users.tolist() == as_lists.val_users.tolist()
+    assert as_ragged.val_targets.tolist() == as_lists.val_targets.tolist()
+    for u in range(80):  # gaps: each user's own time_gap_buckets, first event in bucket 1
+        full = time_gap_buckets(times[u], tiny_model_cfg.time_gap_buckets)
+        kept = len(as_lists.items[u])
+        assert as_ragged.gaps[u].tolist() == full[:kept].tolist()
+        assert as_ragged.items[u].tolist() == items[u][:kept].tolist()

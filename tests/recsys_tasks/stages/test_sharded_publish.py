@@ -85,7 +85,8 @@ def test_four_shards_publish_what_one_task_publishes(shop):
     # The DAG's path with publish.shards: 1 (one mapped task that publishes outright) is the same publication.
     assert _sharded(ctx, snapshot) == {**one, "shards": 1, "lock_waits": 0}
     assert [r[:4] for r in _lists(engine, schema)] == [r[:4] for r in reference]
-    sharded_ctx = _context(url, cfg, shards=4)
+    # Each shard task reads its users in chunks (window.chunk_rows): several per shard here.
+    sharded_ctx = _context(url, cfg.with_overrides({"window.chunk_rows": 400}), shards=4)
     plan = stages.publish.plan(sharded_ctx, snapshot)
     assert [p["shard"] for p in plan] == [0, 1, 2, 3] and len({p["events"] for p in plan}) == 4
     four = _sharded(sharded_ctx, snapshot)
