@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from upath import UPath
 
 from recsys_tasks.config import RecsysConfig
-from recsys_tasks.data.warehouse import create_engine, table_ref
+from recsys_tasks.data.warehouse import create_engine
 from recsys_tasks.sqlfiles import statement
 from recsys_tasks.storage import ArtifactStore
 from recsys_tasks.timeutil import as_date, iso_or_none
@@ -31,6 +31,7 @@ from recsys_tasks.validation.checks import (
     ITEMS_IN_CATALOGUE,
     NO_DUPLICATE_ROWS,
     TYPE_SHARE,
+    UNIQUE_EVENT_IDS_KEY,
     UNPADDED_IDS,
 )
 
@@ -42,6 +43,8 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 _RUN_ID_MAX = 250
 #: Checks the pipeline computes itself (validation.checks): stored with the rest, absent from Data Docs.
 _COMPUTED_CHECKS = frozenset({DTYPE_EXPECTATION, ITEMS_IN_CATALOGUE, TYPE_SHARE, NO_DUPLICATE_ROWS, UNPADDED_IDS})
+#: ... and those stored under a GX expectation's name but counted by the pipeline (details: "key: ...").
+_COMPUTED_KEYS = frozenset({UNIQUE_EVENT_IDS_KEY})
 
 #: The Data Docs directory name a run writes under its run directory (see stages.validate.run).
 DATA_DOCS_DIR = "data_docs"
@@ -269,10 +272,16 @@ def validation_summary(
         if run_id is not None and not res and not any(r["run_id"] == run_id for r in listed):
             raise NotFound(f"validation run {run_id!r} has no recorded results")
         results = [
-            {**r, "in_data_docs": r["expectation"] not in _COMPUTED_CHECKS}
+            {**r, "in_data_docs": _in_data_docs(r)}
             for r in records(res, _RESULT, column="column_name")
         ]
     return {"runs": listed, "run_id": selected, "results": results, "suites": _suite_counts(results)}
+
+
+def _in_data_docs(result: Mapping[str, Any]) -> bool:
+    """Whether Great Expectations evaluated this stored outcome (so its Data Docs show it)."""
+    key = str(result.get("details") or "").split(":", 1)[0]
+    return result["expectation"] not in _COMPUTED_CHECKS and key not in _COMPUTED_KEYS
 
 
 def _suite_counts(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -353,8 +362,8 @@ __all__: Sequence[str] = [
     "check_limit",
     "check_run_id",
     "create_reader_engine",
-    "fetch_rows",
     "data_docs_relpath",
+    "fetch_rows",
     "latest_publication",
     "metric_history",
     "output_sql",

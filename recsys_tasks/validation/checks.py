@@ -1,8 +1,9 @@
-"""The checks computed here rather than by GX: schema and dtypes, duplicates, catalogue, shares, volume.
+"""The checks computed here rather than by GX: schema and dtypes, duplicate rows, the volume band.
 
 Dtypes are checked here because GX 1.24's ``expect_column_values_to_be_in_type_list`` recognises
-neither pandas 3's ``str`` dtype nor timezone-aware datetimes; catalogue membership and type shares
-because a catalogue-sized ``value_set`` would be copied into the suite and the Data Docs.
+neither pandas 3's ``str`` dtype nor timezone-aware datetimes. The other computed checks (catalogue
+membership, type shares, unique event ids, padded ids) are about a whole window and are counted
+chunk by chunk in :mod:`recsys_tasks.validation.counters`; their expectation names are here.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import pandas as pd
 
 from recsys_tasks.config import ValidationConfig
 from recsys_tasks.validation.contract import EVENTS_SUITE
-from recsys_tasks.validation.outcomes import EXAMPLES, ExpectationOutcome, Severity, jsonable
+from recsys_tasks.validation.outcomes import ExpectationOutcome, Severity
 
 DTYPE_EXPECTATION = "expect_column_dtype_to_be_canonical"
 ITEMS_IN_CATALOGUE = "expect_event_items_in_catalogue"
 TYPE_SHARE = "expect_event_type_share_within_bounds"
 NO_DUPLICATE_ROWS = "expect_no_duplicate_event_rows"
 UNPADDED_IDS = "expect_ids_without_surrounding_whitespace"
+#: Checks reported under a GX expectation's name but computed by the pipeline (absent from Data Docs):
+#: ids may repeat across chunks, so uniqueness is counted over the whole window.
+UNIQUE_EVENT_IDS_KEY = "events.event_id_unique"
 
 _DTYPE_WORDS = {
     "string": "a string column (str/string dtype, or object holding only str)",
@@ -110,117 +114,6 @@ def duplicate_rows_outcome(kept: int, dropped: int, severity: Severity) -> Expec
             else "no exact duplicate event rows"
         ),
     )
-
-
-def padded_ids_outcomes(
-    frame: pd.DataFrame, id_columns: Sequence[str], ok: set[str], prefix: str, suite: str, severity: Severity
-) -> list[ExpectationOutcome]:
-    """One outcome per id column: fails when ids have leading/trailing whitespace, naming examples.
-
-    Such ids are kept as they are (never merged into the unpadded id); listing this expectation in
-    ``validation.warning_expectations`` accepts them.
-    """
-    out = []
-    for col in (c for c in id_columns if c in ok):
-        values = frame[col].dropna().astype(str)
-        padded = values[values != values.str.strip()]
-        examples = [repr(v) for v in padded.drop_duplicates().head(EXAMPLES)]
-        out.append(
-            ExpectationOutcome.judged(
-                severity,
-                suite=suite,
-                key=f"{prefix}.{col}_unpadded",
-                expectation=UNPADDED_IDS,
-                column=col,
-                success=padded.empty,
-                observed={"padded_values": int(len(padded)), "distinct_padded_ids": int(padded.nunique()), "examples": examples},
-                details=(
-                    f"{len(padded)} {col} values have leading or trailing whitespace, e.g. {', '.join(examples)}; they "
-                    "are kept as distinct ids. Fix the load, or list this expectation in validation.warning_expectations."
-                    if len(padded)
-                    else f"no {col} with surrounding whitespace"
-                ),
-            )
-        )
-    return out
-
-
-def catalogue_outcome(
-    events: pd.DataFrame, items: pd.DataFrame, config: ValidationConfig, severity: Severity
-) -> ExpectationOutcome:
-    """Fails when over ``max_unknown_item_share`` of item events name items missing from the catalogue."""
-    referenced = events["item_id"].dropna()
-    unknown = referenced[~referenced.isin(items["item_id"].dropna())]
-    share = len(unknown) / len(referenced) if len(referenced) else 0.0
-    return ExpectationOutcome.judged(
-        severity,
-        suite=EVENTS_SUITE,
-        key="events.items_in_catalogue",
-        expectation=ITEMS_IN_CATALOGUE,
-        column="item_id",
-        success=share <= config.max_unknown_item_share,
-        observed={
-            "unknown_share": round(share, 6),
-            "unknown_events": len(unknown),
-            "item_events": len(referenced),
-            "examples": jsonable(list(unknown.drop_duplicates().head(EXAMPLES))),
-        },
-        details=(
-            f"{len(unknown)} of {len(referenced)} item events reference items missing from the "
-            f"catalogue (share {share:.2%}, tolerance {config.max_unknown_item_share:.2%})"
-        ),
-    )
-
-
-def type_share_outcome(
-    events: pd.DataFrame, start: datetime, end: datetime, config: ValidationConfig, severity: Severity
-) -> ExpectationOutcome | None:
-    """Fails when an event type's share of the interval leaves its bounds; None for an empty interval."""
-    in_interval = events.loc[(events["event_ts"] >= start) & (events["event_ts"] < end), "event_type"]
-    if not len(in_interval):  # an empty interval already fails the volume check
-        return None
-    shares = in_interval.value_counts(normalize=True)
-    observed = {t: round(float(shares.get(t, 0.0)), 6) for t in config.event_type_share_bounds}
-    outside = {
-        t: {"share": observed[t], "bounds": [lo, hi]}
-        for t, (lo, hi) in config.event_type_share_bounds.items()
-        if not lo <= observed[t] <= hi
-    }
-    return ExpectationOutcome.judged(
-        severity,
-        suite=EVENTS_SUITE,
-        key="events.event_type_share_within_bounds",
-        expectation=TYPE_SHARE,
-        column="event_type",
-        success=not outside,
-        observed=outside or observed,
-        details=(
-            f"interval shares outside bounds: {outside}"
-            if outside
-            else f"interval shares within bounds over {len(in_interval)} events"
-        ),
-    )
-
-
-def computed_event_checks(
-    events: pd.DataFrame,
-    items: pd.DataFrame,
-    event_ok: set[str],
-    item_ok: set[str],
-    start: datetime,
-    end: datetime,
-    config: ValidationConfig,
-    severity: Severity,
-) -> list[ExpectationOutcome]:
-    """The catalogue and type-share outcomes, skipped when a column they read failed its schema check."""
-    out = []
-    if "item_id" in event_ok and "item_id" in item_ok:
-        out.append(catalogue_outcome(events, items, config, severity))
-    if config.event_type_share_bounds and {"event_type", "event_ts"} <= event_ok:
-        share = type_share_outcome(events, start, end, config, severity)
-        if share is not None:
-            out.append(share)
-    return out
 
 
 def volume_bounds(previous_volumes: Sequence[int], config: ValidationConfig) -> tuple[int, int | None]:

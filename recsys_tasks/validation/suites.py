@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,9 +19,8 @@ import pandas as pd
 from recsys_tasks.config import EVENT_TYPES, ValidationConfig
 from recsys_tasks.validation.checks import volume_bounds, volume_note
 from recsys_tasks.validation.contract import PRICED_EVENT_TYPES, RATING_RANGE
-from recsys_tasks.validation.outcomes import EXAMPLES, ExpectationOutcome, Severity, jsonable
-
-VOLUME_KEY = "events.interval_volume_within_band"
+from recsys_tasks.validation.outcomes import EXAMPLES, ExpectationOutcome, Severity
+from recsys_tasks.validation.tally import VOLUME_KEY, Tally
 
 
 @dataclass(frozen=True)
@@ -35,15 +34,13 @@ class Check:
 
 
 def event_checks(
-    gx: Any,
-    ok: set[str],
-    start: datetime,
-    end: datetime,
-    hist: datetime,
-    config: ValidationConfig,
-    previous_volumes: Sequence[int],
+    gx: Any, ok: set[str], end: datetime, hist: datetime, config: ValidationConfig
 ) -> list[Check]:
-    """The ``behaviour_events`` checks whose columns are all in ``ok`` (present, with the right dtype)."""
+    """The row-level ``behaviour_events`` checks whose columns are all in ``ok`` (present, typed).
+
+    Each judges rows one by one, so it runs on every chunk of a window and the counts add up; the
+    checks about the whole window (unique ids, the interval's volume) are not among them.
+    """
     from great_expectations.expectations.row_conditions import Column
 
     E = gx.expectations
@@ -69,7 +66,6 @@ def event_checks(
                 column="event_ts", min_value=hist, max_value=end, strict_max=True
             ),
         ),
-        Check("events.event_id_unique", ("event_id",), E.ExpectColumnValuesToBeUnique(column="event_id")),
         Check(
             "events.rating_in_range",
             ("value", "event_type"),
@@ -90,29 +86,18 @@ def event_checks(
                 row_condition=Column("event_type").is_in(list(PRICED_EVENT_TYPES)),
             ),
         ),
-        _volume_check(E, Column, start, end, config, previous_volumes),
     ]
     return [c for c in checks if set(c.columns) <= ok]
 
 
-def _volume_check(
-    E: Any,
-    Column: Any,
-    start: datetime,
-    end: datetime,
-    config: ValidationConfig,
-    previous_volumes: Sequence[int],
-) -> Check:
-    # A GX row count with a row condition selecting the interval, so the Data Docs show the band.
+def volume_check(gx: Any, config: ValidationConfig, previous_volumes: Sequence[int]) -> Check:
+    """The interval's row count within the band: run on a table with one row per interval event."""
+    # A GX expectation (not a computed check) so the Data Docs show the band.
     low, high = volume_bounds(previous_volumes, config)
     return Check(
         VOLUME_KEY,
         ("event_ts",),
-        E.ExpectTableRowCountToBeBetween(
-            min_value=low,
-            max_value=high,
-            row_condition=(Column("event_ts") >= start) & (Column("event_ts") < end),
-        ),
+        gx.expectations.ExpectTableRowCountToBeBetween(min_value=low, max_value=high),
         note=volume_note(previous_volumes, config),
     )
 
@@ -129,6 +114,50 @@ def item_checks(gx: Any, ok: set[str]) -> list[Check]:
     return [c for c in checks if set(c.columns) <= ok]
 
 
+class SuiteRunner:
+    """One suite registered in a GX context, run on any number of frames holding ``columns``."""
+
+    def __init__(self, gx: Any, context: Any, name: str, columns: Sequence[str], checks: Sequence[Check]):
+        suite = gx.ExpectationSuite(name=name)
+        for col in columns:  # column presence as GX expectations too, so the Data Docs show the schema
+            presence = gx.expectations.ExpectColumnToExist(column=col, meta={"key": f"_{col}_present"})
+            suite.add_expectation(presence)
+        for check in checks:
+            check.expectation.meta = {"key": check.key, "note": check.note}
+            suite.add_expectation(check.expectation)
+        suite = context.suites.add(suite)
+        batch_definition = (
+            context.data_sources.add_pandas(f"{name}_source")
+            .add_dataframe_asset(name)
+            .add_batch_definition_whole_dataframe("snapshot")
+        )
+        self.columns = list(columns)
+        self._definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{name}_{uuid.uuid4().hex[:8]}", data=batch_definition, suite=suite)
+        )
+
+    def run(self, frame: pd.DataFrame, run_name: str) -> list[Tally]:
+        """One tally per check on ``frame`` (only ``columns`` are handed to GX); a Data Docs page per call."""
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        result = self._definition.run(
+            batch_parameters={"dataframe": frame[self.columns]},
+            result_format={"result_format": "BASIC", "partial_unexpected_count": EXAMPLES},
+            run_id=RunIdentifier(run_name=run_name),
+        )
+        tallies = [Tally.from_gx(r) for r in result.results]
+        # presence is already reported by checks.schema_outcomes
+        return [t for t in tallies if not t.key.startswith("_")]
+
+
+def read_columns(checks: Sequence[Check], columns: Sequence[str]) -> list[str]:
+    """The columns the checks read, in the frame's order."""
+    # GX gets only these: every row condition filters the whole batch, and free-text columns
+    # (query, titles) would make each filter copy far more than it needs.
+    order = list(columns)
+    return sorted({col for check in checks for col in check.columns}, key=order.index)
+
+
 def run_suite(
     gx: Any,
     context: Any,
@@ -139,87 +168,8 @@ def run_suite(
     severity: Severity,
 ) -> list[ExpectationOutcome]:
     """Validate ``frame`` (only the columns the checks read) against one suite; one outcome per check."""
-    suite = gx.ExpectationSuite(name=suite_name)
-    for col in frame.columns:  # column presence as GX expectations too, so the Data Docs show the schema
-        presence = gx.expectations.ExpectColumnToExist(column=col, meta={"key": f"_{col}_present"})
-        suite.add_expectation(presence)
-    for check in checks:
-        check.expectation.meta = {"key": check.key, "note": check.note}
-        suite.add_expectation(check.expectation)
-    suite = context.suites.add(suite)
-    batch_definition = (
-        context.data_sources.add_pandas(f"{suite_name}_source")
-        .add_dataframe_asset(suite_name)
-        .add_batch_definition_whole_dataframe("snapshot")
-    )
-    name = f"{suite_name}_{uuid.uuid4().hex[:8]}"
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
-    )
-    from great_expectations.core.run_identifier import RunIdentifier
-
-    result = definition.run(
-        batch_parameters={"dataframe": frame},
-        result_format={"result_format": "BASIC", "partial_unexpected_count": EXAMPLES},
-        run_id=RunIdentifier(run_name=run_name),
-    )
-    outcomes = []
-    for r in result.results:
-        meta = r.expectation_config.meta or {}
-        key = meta.get("key", "")
-        if key.startswith("_"):  # presence is already reported by checks.schema_outcomes
-            continue
-        outcomes.append(_outcome_from_gx(suite_name, key, meta.get("note", ""), r, severity))
-    return outcomes
-
-
-def _outcome_from_gx(suite: str, key: str, note: str, r: Any, severity: Severity) -> ExpectationOutcome:
-    cfg = r.expectation_config
-    column = cfg.kwargs.get("column")
-    res = dict(r.result or {})
-    error = _exception_message(r.exception_info)
-    if error:
-        observed: Any = None
-        details = f"could not be evaluated: {error}"
-    elif "observed_value" in res:
-        observed = jsonable(res["observed_value"])
-        bounds = {k: cfg.kwargs.get(k) for k in ("min_value", "max_value") if cfg.kwargs.get(k) is not None}
-        details = f"expected within {jsonable(bounds)}" if bounds else "see observed value"
-    else:
-        count = int(res.get("unexpected_count") or 0)
-        total = int(res.get("element_count") or 0)
-        examples = jsonable(list(res.get("partial_unexpected_list") or [])[:EXAMPLES])
-        observed = {
-            "unexpected_count": count,
-            "element_count": total,
-            "unexpected_percent": round(float(res.get("unexpected_percent") or 0.0), 4),
-            "examples": examples,
-        }
-        details = f"{count} of {total} checked rows unexpected" + (f", e.g. {examples}" if count else "")
-    if column is None and key == VOLUME_KEY:
-        column = "event_ts"  # a row count, but over the rows whose event_ts falls in the interval
-    return ExpectationOutcome.judged(
-        severity,
-        suite=suite,
-        key=key,
-        expectation=cfg.type,
-        column=column,
-        success=bool(r.success) and not error,
-        observed=observed,
-        details=f"{details} ({note})" if note else details,
-    )
-
-
-def _exception_message(info: Any) -> str | None:
-    """GX reports either one exception dict or a dict of them keyed by metric id."""
-    if not isinstance(info, Mapping):
-        return None
-    if info.get("raised_exception"):
-        return str(info.get("exception_message") or "exception")
-    for value in info.values():
-        if isinstance(value, Mapping) and value.get("raised_exception"):
-            return str(value.get("exception_message") or "exception")
-    return None
+    runner = SuiteRunner(gx, context, suite_name, read_columns(checks, frame.columns), checks)
+    return [t.outcome(suite_name, severity) for t in runner.run(frame, run_name)]
 
 
 def import_gx() -> Any:
