@@ -3,8 +3,9 @@
 
 Per data interval (nightly by default; backfills and manual runs from the UI work the same way):
 
-1. **extract** the interval's behaviour events plus `window.history_days` of history and the item
-   catalogue from the `recsys_warehouse` connection into a Parquet snapshot;
+1. **extract** the item catalogue and the interval's behaviour events plus `window.history_days` of
+   history from the `recsys_warehouse` connection into a Parquet snapshot: `extract_events` is mapped
+   over `warehouse.extract_shards` user shards (computed by the warehouse), one stream each;
 2. **validate** them with Great Expectations: a blocking failure stops the run here, with the
    failed expectations named, and nothing downstream changes;
 3. **train** the challenger: the champion warm-started and fine-tuned on events before the cutoff
@@ -90,16 +91,24 @@ def _context(context: dict[str, Any]) -> Any:
 )
 def recsys_retrain() -> None:
     @task
-    def extract(**context: Any) -> dict[str, Any]:
+    def extract(**context: Any) -> list[dict[str, Any]]:
         from recsys_tasks import stages
 
-        return stages.extract.run(_context(context))
+        return stages.extract.plan(_context(context))
+
+    # Mapped over the user shards of warehouse.extract_shards: one warehouse stream each, in parallel.
+    @task
+    def extract_events(shard: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from recsys_tasks import stages
+
+        return stages.extract.run_shard(_context(context), shard)
 
     @task
-    def validate(extracted: dict[str, Any], **context: Any) -> dict[str, Any]:
+    def validate(extracted: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
         from recsys_tasks import stages
 
-        return stages.validate.run(_context(context), extracted["snapshot"])
+        snapshot = stages.extract.complete(list(extracted))["snapshot"]
+        return stages.validate.run(_context(context), snapshot)
 
     @task(**GPU, execution_timeout=timedelta(hours=6))
     def train(validated: dict[str, Any], **context: Any) -> dict[str, Any]:
@@ -184,7 +193,7 @@ def recsys_retrain() -> None:
         # A dry-run night changes nothing: retention only logs what it would delete.
         return stages.cleanup.run(_context(context), dry_run=True if context["params"]["dry_run"] else None)
 
-    validated = validate(extract())
+    validated = validate(extract_events.expand(shard=extract()))
     evaluation = evaluate(validated, train(validated))
     branch = decide(evaluation)
     outcomes = [promote(evaluation), keep_champion(evaluation)]

@@ -59,6 +59,7 @@ class WarehouseConfig(_Section):
     item_columns: dict[str, Identifier] = Field(default_factory=lambda: _identity(_ITEM_FIELDS))
     output_schema: Identifier = "recsys"
     chunk_rows: PositiveInt = 50_000
+    extract_shards: Annotated[int, Field(ge=1, le=1024)] = 1
     connect_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     statement_timeout_s: Annotated[float, Field(ge=0)] = 1800.0
     naive_timestamps_are: str | None = None

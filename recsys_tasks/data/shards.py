@@ -1,7 +1,8 @@
 """User-hash shards of a snapshot, so that scoring and top-K run as parallel tasks with memory bounded by a shard.
 
-A user's shard is ``crc32(UTF-8 user id) mod N``: stable across processes, hosts and Python versions
-(unlike ``hash()``), and expressible in SQL where a warehouse has crc32. :func:`split_snapshot`
+A user's shard is the first 4 bytes of ``md5(UTF-8 user id)`` mod N: stable across processes, hosts and
+Python versions (unlike ``hash()``), and computed the same way in the warehouse when extraction is
+split by shard (``sql/select_events_shard.*.sql``). :func:`split_snapshot`
 streams a snapshot's events once, record batch by record batch, into one Parquet file per shard in
 the artifact store, and counts on the way what the business rules need over *all* users (each
 item's interactions in the trending window, and whether it had any), so a shard ranks exactly as
@@ -10,8 +11,8 @@ the whole would.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import zlib
 from collections.abc import Iterable
 from contextlib import ExitStack
 from datetime import date
@@ -38,7 +39,12 @@ def shard_of(user_ids: Iterable[str], shards: int) -> np.ndarray:
     """The shard (0..shards-1) of each user id."""
     if shards < 1:
         raise ValueError(f"shards must be >= 1, not {shards}")
-    return np.fromiter((zlib.crc32(str(u).encode("utf-8")) % shards for u in user_ids), dtype=np.int64)
+    return np.fromiter((user_hash(str(u)) % shards for u in user_ids), dtype=np.int64)
+
+
+def user_hash(user_id: str) -> int:
+    """The first 4 bytes of md5(UTF-8 user id), big-endian: what ``sql/select_events_shard.*.sql`` computes."""
+    return int.from_bytes(hashlib.md5(user_id.encode("utf-8"), usedforsecurity=False).digest()[:4], "big")
 
 
 def shard_file(shard: int, shards: int) -> str:
@@ -93,4 +99,4 @@ def _count_activity(table: pa.Table, trending: dict[str, float], *, start: pd.Ti
         trending[entry["values"]] = trending.get(entry["values"], 0.0) + float(entry["counts"])
 
 
-__all__ = ["ACTIVITY_SCHEMA", "shard_file", "shard_of", "split_snapshot"]
+__all__ = ["ACTIVITY_SCHEMA", "shard_file", "shard_of", "split_snapshot", "user_hash"]

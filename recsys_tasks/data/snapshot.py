@@ -23,7 +23,7 @@ from recsys_tasks.data import pg_copy
 from recsys_tasks.data.sequences import EVENT_COLUMNS, ITEM_COLUMNS
 from recsys_tasks.data.source_tables import bind_timestamp, check_source_tables, source_connection
 from recsys_tasks.data.warehouse import WarehouseError, describe, table_ref
-from recsys_tasks.sqlfiles import load_sql
+from recsys_tasks.sqlfiles import SqlFileNotFound, load_sql
 from recsys_tasks.storage import ArtifactStore, read_parquet
 
 log = logging.getLogger(__name__)
@@ -81,23 +81,61 @@ def extract_interval(
     ``out_dir`` is local or in ``store`` (the artifact store). Rows arrive in chunks of
     ``cfg.chunk_rows`` (COPY on PostgreSQL, a server-side cursor elsewhere) and are written as they
     arrive, so memory is bounded by the chunk size. Each file appears whole or not at all; rerunning
-    overwrites the same files.
+    overwrites the same files. The events are grouped by user (see ``sql/select_events.sql``).
     """
-    zones = check_source_tables(engine, cfg)
-    store = store or ArtifactStore(str(out_dir))
-    events_sql, items_sql = _events_sql(engine, cfg, "select_events"), _items_sql(engine, cfg)
-    ev_zone, it_zone = zones["events"], zones["items"]
-    params = {"start": bind_timestamp(engine, start, naive_zone=ev_zone), "end": bind_timestamp(engine, end, naive_zone=ev_zone)}
-    snapshot = Snapshot(out_dir, 0, 0)
-    n_events = _stream_to_parquet(
-        engine, events_sql, params, store, snapshot.events_path, EVENTS_SCHEMA, cfg, label="events",
-        table=table_ref(cfg.source_schema, cfg.events_table), naive_zone=ev_zone,
-    )
-    n_items = _stream_to_parquet(
-        engine, items_sql, {"end": bind_timestamp(engine, end, naive_zone=it_zone)}, store, snapshot.items_path,
-        ITEMS_SCHEMA, cfg, label="items", table=table_ref(cfg.source_schema, cfg.items_table), naive_zone=it_zone,
-    )
+    n_events = extract_events(engine, cfg, start=start, end=end, out_dir=out_dir, store=store)
+    n_items = extract_catalogue(engine, cfg, end=end, out_dir=out_dir, store=store)
     return Snapshot(out_dir, n_events, n_items)
+
+
+def extract_events(
+    engine: sa.Engine,
+    cfg: WarehouseConfig,
+    *,
+    start: datetime,
+    end: datetime,
+    out_dir: Path | UPath,
+    store: ArtifactStore | None = None,
+    shard: int = 0,
+    shards: int = 1,
+) -> int:
+    """Stream the events of ``[start, end)`` of user shard ``shard`` of ``shards`` into the snapshot ``out_dir``.
+
+    One shard (the default) writes ``events.parquet``; with ``shards > 1`` the warehouse selects the
+    shard's users (``sql/select_events_shard.<dialect>.sql``) and the rows go to
+    ``events.parquet/<shard_part(shard, shards)>``, one part of a Parquet dataset. Returns the row count.
+    """
+    if not 0 <= shard < shards:
+        raise ValueError(f"need 0 <= shard < shards, got shard {shard} of {shards}")
+    zone = check_source_tables(engine, cfg)["events"]
+    store = store or ArtifactStore(str(out_dir))
+    params: dict[str, Any] = {"start": bind_timestamp(engine, start, naive_zone=zone), "end": bind_timestamp(engine, end, naive_zone=zone)}
+    target = Snapshot(out_dir, 0, 0).events_path
+    if shards > 1:
+        params.update(shard=shard, shards=shards)
+        target = target / shard_part(shard, shards)
+    return _stream_to_parquet(
+        engine, _events_sql(engine, cfg, "select_events_shard" if shards > 1 else "select_events"), params, store,
+        target, EVENTS_SCHEMA, cfg, label="events" if shards == 1 else f"events of shard {shard} of {shards}",
+        table=table_ref(cfg.source_schema, cfg.events_table), naive_zone=zone,
+    )
+
+
+def extract_catalogue(
+    engine: sa.Engine, cfg: WarehouseConfig, *, end: datetime, out_dir: Path | UPath, store: ArtifactStore | None = None
+) -> int:
+    """Stream the catalogue as known at ``end`` into ``out_dir/items.parquet``; returns the row count."""
+    zone = check_source_tables(engine, cfg)["items"]
+    return _stream_to_parquet(
+        engine, _items_sql(engine, cfg), {"end": bind_timestamp(engine, end, naive_zone=zone)},
+        store or ArtifactStore(str(out_dir)), Snapshot(out_dir, 0, 0).items_path, ITEMS_SCHEMA, cfg, label="items",
+        table=table_ref(cfg.source_schema, cfg.items_table), naive_zone=zone,
+    )
+
+
+def shard_part(shard: int, shards: int) -> str:
+    """The file name of one shard's part of a snapshot's ``events.parquet`` dataset."""
+    return f"part-{shard:05d}-of-{shards:05d}.parquet"
 
 
 def read_active_histories(
@@ -126,7 +164,14 @@ def read_catalogue(engine: sa.Engine, cfg: WarehouseConfig, *, end: datetime) ->
 
 def _events_sql(engine: sa.Engine, cfg: WarehouseConfig, name: str) -> str:
     events = table_ref(cfg.source_schema, cfg.events_table)
-    return load_sql(name, dialect=engine.dialect.name, events=events, **{c: cfg.event_column(c) for c in EVENT_COLUMNS})
+    try:
+        return load_sql(name, dialect=engine.dialect.name, events=events, **{c: cfg.event_column(c) for c in EVENT_COLUMNS})
+    except SqlFileNotFound as exc:
+        raise WarehouseError(
+            f"extracting by user shard is not supported on {engine.dialect.name} yet (no sql/{name}.{engine.dialect.name}.sql): "
+            "set warehouse.extract_shards to 1, or add that file (it must compute the user's shard as "
+            "sql/select_events_shard.postgresql.sql does)."
+        ) from exc
 
 
 def _items_sql(engine: sa.Engine, cfg: WarehouseConfig) -> str:

@@ -44,34 +44,50 @@ def user_chunks(
         "read whole: memory grows with the window. Re-extract, or check that the source honours ORDER BY.",
         path,
     )
-    with path.open("rb") as handle:
-        frame = _frame(pq.read_table(handle, columns=list(columns) if columns else None))
+    from recsys_tasks.storage import read_parquet
+
+    table = read_parquet(path)  # a file, or every part of a dataset directory
+    frame = _frame(table.select(list(columns)) if columns else table)
     if len(frame):
         yield frame
 
 
+def event_files(path: Path | UPath) -> list[Path | UPath]:
+    """The Parquet files of a snapshot's events: ``path`` itself, or the parts of the dataset directory
+    ``path`` (one per user shard when extraction ran per shard), in name order."""
+    if path.is_dir():
+        return sorted((p for p in path.iterdir() if p.name.endswith(".parquet")), key=lambda p: p.name)
+    return [path]
+
+
 def grouped_by_user(path: Path | UPath, *, batch_rows: int = 1_000_000) -> bool:
-    """Whether every user's rows in the Parquet file at ``path`` are one contiguous run."""
+    """Whether every user's rows in the Parquet file (or dataset directory) at ``path`` are one contiguous run."""
     seen = np.zeros(0, dtype=np.uint64)  # hashes of the users whose run has started (O(users) memory)
     last: str | None = None
-    with path.open("rb") as handle:
-        file = pq.ParquetFile(handle)
-        if "user_id" not in file.schema_arrow.names:
-            return False  # nothing to group by: read whole, and validation names the missing column
-        for batch in file.iter_batches(batch_size=batch_rows, columns=["user_id"]):
-            users = batch.column(0).to_pandas().astype("string")
-            if not len(users):
-                continue
-            values = users.to_numpy(dtype=object, na_value="")
-            starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
-            if values[0] == last:  # the previous batch's last user goes on here
-                starts = starts[1:]
-            heads = pd.util.hash_array(values[starts].astype(object), categorize=False)
-            if len(np.unique(heads)) < len(heads) or np.isin(heads, seen).any():
-                return False
-            seen = np.concatenate((seen, heads))
-            last = values[-1]
+    for file in event_files(path):
+        with file.open("rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            if "user_id" not in parquet.schema_arrow.names:
+                return False  # nothing to group by: read whole, and validation names the missing column
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=["user_id"]):
+                values = batch.column(0).to_pandas().astype("string").to_numpy(dtype=object, na_value="")
+                if not len(values):
+                    continue
+                starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+                if values[0] == last:  # the previous batch's last user goes on here
+                    starts = starts[1:]
+                heads = pd.util.hash_array(values[starts].astype(object), categorize=False)
+                if len(np.unique(heads)) < len(heads) or np.isin(heads, seen).any():
+                    return False
+                seen = np.concatenate((seen, heads))
+                last = values[-1]
     return True
+
+
+def _batches(path: Path | UPath, rows: int, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+    for file in event_files(path):
+        with file.open("rb") as handle:
+            yield from pq.ParquetFile(handle).iter_batches(batch_size=rows, columns=columns)
 
 
 def _stream(path: Path | UPath, columns: Sequence[str] | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -79,20 +95,19 @@ def _stream(path: Path | UPath, columns: Sequence[str] | None, chunk_rows: int) 
     if read is not None and "user_id" not in read:
         read.append("user_id")  # needed to cut at user boundaries; dropped again below
     carry: pd.DataFrame | None = None
-    with path.open("rb") as handle:
-        for batch in pq.ParquetFile(handle).iter_batches(batch_size=chunk_rows, columns=read):
-            frame = _frame(pa.Table.from_batches([batch]))
-            if carry is not None and len(carry):
-                frame = pd.concat([carry, frame], ignore_index=True)
-            if not len(frame):
-                continue
-            users = frame["user_id"].to_numpy(dtype=object, na_value="")
-            cut = _last_run_start(users)
-            if cut == 0:  # one user so far: keep reading until the next one starts
-                carry = frame
-                continue
-            carry = frame.iloc[cut:].reset_index(drop=True)
-            yield _select(frame.iloc[:cut].reset_index(drop=True), columns)
+    for batch in _batches(path, chunk_rows, read):
+        frame = _frame(pa.Table.from_batches([batch]))
+        if carry is not None and len(carry):
+            frame = pd.concat([carry, frame], ignore_index=True)
+        if not len(frame):
+            continue
+        users = frame["user_id"].to_numpy(dtype=object, na_value="")
+        cut = _last_run_start(users)
+        if cut == 0:  # one user so far: keep reading until the next one starts
+            carry = frame
+            continue
+        carry = frame.iloc[cut:].reset_index(drop=True)
+        yield _select(frame.iloc[:cut].reset_index(drop=True), columns)
     if carry is not None and len(carry):
         yield _select(carry, columns)
 
@@ -115,4 +130,4 @@ def _frame(table: pa.Table) -> pd.DataFrame:
     return frame
 
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "grouped_by_user", "user_chunks"]
+__all__ = ["DEFAULT_CHUNK_ROWS", "event_files", "grouped_by_user", "user_chunks"]

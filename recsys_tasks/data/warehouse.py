@@ -72,6 +72,8 @@ def create_engine(
 
         @sa.event.listens_for(engine, "connect")
         def _attach(dbapi_conn: Any, _record: Any) -> None:  # pragma: no branch - tiny hook
+            # The warehouse-side user shard of sql/select_events_shard.sqlite.sql (SQLite has no md5).
+            dbapi_conn.create_function("recsys_user_shard", 2, _user_shard, deterministic=True)
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA busy_timeout = 30000")
             if output_schema:  # a source-only engine attaches nothing (and creates no file)
@@ -79,6 +81,12 @@ def create_engine(
             cursor.close()
 
     return engine
+
+
+def _user_shard(user_id: str | None, shards: int) -> int | None:
+    from recsys_tasks.data.shards import user_hash
+
+    return None if user_id is None else user_hash(user_id) % int(shards)
 
 
 def _query_values(url: sa.URL, key: str) -> list[str]:

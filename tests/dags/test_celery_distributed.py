@@ -7,7 +7,7 @@ working directory, AIRFLOW_HOME (so its own task logs) and ``local_cache_dir``: 
 ``default`` and a "GPU" worker on queue ``gpu`` (``RECSYS_GPU_QUEUE=gpu`` sends train, evaluate and the
 mapped publish_shard tasks there). Every file one task hands another must travel through the store.
 
-One run of ``recsys_retrain`` with ``publish.shards: 4`` must succeed, each task must have run on the
+One run of ``recsys_retrain`` with ``publish.shards: 4`` and ``warehouse.extract_shards: 4`` must succeed, each task must have run on the
 worker of its queue, and the publication of the four mapped shards must equal the one-task publication
 (``stages.publish.run``) of the same snapshot with the same champion.
 """
@@ -42,7 +42,7 @@ SHARDS = 4
 RUN_TIMEOUT_S = 480
 #: The tasks each queue, and so each worker, must have run.
 GPU_TASKS = {"train", "evaluate", "publish_shard", "publish_similar_items"}
-CPU_TASKS = {"extract", "validate", "decide", "plan_publish", "publish", "cleanup"}
+CPU_TASKS = {"extract", "extract_events", "validate", "decide", "plan_publish", "publish", "cleanup"}
 WORKERS = {"cpu": ("default", 1), "gpu": ("gpu", 2)}  # name: (queue, concurrency)
 LISTS = (
     'SELECT user_id, rank, item_id, reason, score, generated_at FROM "{s}".recommendations '
@@ -275,6 +275,7 @@ def test_retrain_runs_on_two_celery_workers_and_its_shards_publish_what_one_task
     config_path = _config(tmp_path, source_schema=source, output_schema=output)
     config = {**yaml.safe_load(config_path.read_text()), **s3_root}
     config["publish"]["shards"] = SHARDS
+    config["warehouse"]["extract_shards"] = SHARDS
     config_path.write_text(yaml.safe_dump(config))
     home = tmp_path / "airflow"
     home.mkdir()
@@ -303,8 +304,9 @@ def test_retrain_runs_on_two_celery_workers_and_its_shards_publish_what_one_task
         meta.dispose()
 
     # The four mapped shards succeeded; every task was sent to the queue its DAG wiring names ...
-    shards = sorted((t.map_index, t.state) for t in tis if t.task_id == "publish_shard")
-    assert shards == [(i, "success") for i in range(SHARDS)], shards
+    for mapped in ("extract_events", "publish_shard"):
+        shards = sorted((t.map_index, t.state) for t in tis if t.task_id == mapped)
+        assert shards == [(i, "success") for i in range(SHARDS)], (mapped, shards)
     queues = {t.task_id: t.queue for t in tis if t.state == "success"}
     assert {t: queues[t] for t in GPU_TASKS | CPU_TASKS} == {
         **dict.fromkeys(GPU_TASKS, "gpu"), **dict.fromkeys(CPU_TASKS, "default")

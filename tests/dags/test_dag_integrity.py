@@ -32,7 +32,7 @@ def test_retrain_dag_shape(dagbag):
     dag = dagbag.dags.get("recsys_retrain")
     assert dag is not None
     assert set(dag.task_ids) == {
-        "extract", "validate", "train", "evaluate", "decide", "promote", "keep_champion", "dry_run_done", "plan_publish",
+        "extract", "extract_events", "validate", "train", "evaluate", "decide", "promote", "keep_champion", "dry_run_done", "plan_publish",
         "publish_shard", "publish", "publish_similar_items", "cleanup",
     }
     assert dag.max_active_runs == 1
@@ -41,7 +41,9 @@ def test_retrain_dag_shape(dagbag):
     assert dag.doc_md and "recsys_retrain" in dag.doc_md
     for task in dag.tasks:
         assert task.retries >= 1, task.task_id
-    assert dag.get_task("validate").upstream_task_ids == {"extract"}
+    # The event shards are a mapped task between the plan (catalogue + shards) and validation.
+    assert dag.get_task("extract_events").upstream_task_ids == {"extract"}
+    assert dag.get_task("validate").upstream_task_ids == {"extract_events"}
     assert dag.get_task("train").upstream_task_ids == {"validate"}
     assert dag.get_task("evaluate").upstream_task_ids == {"validate", "train"}
     assert dag.get_task("decide").downstream_task_ids == {"promote", "keep_champion", "dry_run_done"}
