@@ -6,8 +6,8 @@ Not a test. Usage:
 
 Creates its own database (dropped at the end), loads a synthetic shop of about ``--events`` events
 over 30 days, then runs the DAG's tasks in order, each in a fresh process as an Airflow worker would
-(extract, validate, train, evaluate with force_promote, promote, plan_publish, publish_shard x N,
-publish), handing each the previous tasks' results as XCom would. Prints per task: seconds and peak
+(extract, extract_events x N, validate, train, evaluate with force_promote, promote, plan_publish,
+publish_shard x N, publish; N = ``--shards`` for both fan-outs), handing each the previous tasks' results as XCom would. Prints per task: seconds and peak
 RSS (``VmHWM`` of the task's process, which includes the ~0.4-0.8 GiB of imports); the last line is JSON.
 Linux only.
 """
@@ -33,10 +33,10 @@ RUN_ID = "scheduled__2026-01-30T00:00:00+00:00"
 def _config(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "artifact_root": str(tmp / "artifacts"),
-        "warehouse": {"output_schema": "recsys"},
         "window": {"history_days": 28},
         "model": {"use_item_text": False},
         "train": {"epochs": 3, "fine_tune_epochs": 1, "max_train_seconds": args.max_train_seconds},
+        "warehouse": {"output_schema": "recsys", "extract_shards": args.shards},
         "publish": {"shards": args.shards, "top_k": 20},
     }
 
@@ -52,8 +52,9 @@ def task(name: str, url: str, config: dict[str, Any], xcom: dict[str, Any], arg:
     )
     snapshot = xcom.get("validate", {}).get("snapshot")
     run = {
-        "extract": lambda: stages.extract.run(ctx),
-        "validate": lambda: stages.validate.run(ctx, xcom["extract"]["snapshot"]),
+        "extract": lambda: stages.extract.plan(ctx),
+        "extract_events": lambda: stages.extract.run_shard(ctx, arg),
+        "validate": lambda: stages.validate.run(ctx, stages.extract.complete(xcom["extract_events"])["snapshot"]),
         "train": lambda: stages.train.run(ctx, snapshot),
         "evaluate": lambda: stages.evaluate.run(ctx, snapshot, xcom["train"]["model_version"], force_promote=True),
         "promote": lambda: stages.promote.run(ctx, xcom["evaluate"]["decision"]),
@@ -110,7 +111,14 @@ def main() -> None:
         try:
             _load(url, argparse.Namespace(events=args.events, items=args.items, days=30, events_per_user_per_day=1.67))
             state: dict[str, Any] = {"url": url, "config": _config(Path(tmp), args), "xcom": {}}
-            for name in ("extract", "validate", "train", "evaluate", "promote", "plan_publish"):
+            out = _run_task("extract", state, Path(tmp))
+            rows.append(("extract (catalogue + plan)", out["seconds"], out["peak_mib"]))
+            state["xcom"]["extract_events"] = []
+            for shard in out["value"]:
+                done = _run_task("extract_events", state, Path(tmp), shard)
+                state["xcom"]["extract_events"].append(done["value"])
+                rows.append((f"extract_events[{shard['shard']}]", done["seconds"], done["peak_mib"]))
+            for name in ("validate", "train", "evaluate", "promote", "plan_publish"):
                 out = _run_task(name, state, Path(tmp))
                 state["xcom"][name] = out["value"]
                 rows.append((name, out["seconds"], out["peak_mib"]))

@@ -63,6 +63,26 @@ class EventWindow:
             Ragged(times, offsets).where(keep),
         )
 
+    def popularity(self, vocab: ItemVocab, *, recent_seconds: float | None = None) -> np.ndarray:
+        """``popularity_counts`` of ``encode(vocab)``, counted in the window's own numbers (no copy of it)."""
+        remap = np.concatenate(([PAD], vocab.encode(self.local.item_ids))).astype(np.int64)
+        _, items, _, ts = self.sequences.flat()
+        known = remap[items] != PAD
+        if recent_seconds is not None and known.any():
+            known &= ts >= int(ts[known].max()) - recent_seconds
+        local = np.bincount(items[known], minlength=len(self.local)).astype(np.float64)
+        counts = np.bincount(remap, weights=local, minlength=len(vocab))[: len(vocab)]
+        counts[PAD] = 0.0
+        return counts
+
+    def only(self, users: Sequence[str]) -> EventWindow:
+        """This window with the sequences of ``users`` only (those of them it has), e.g. the holdout's."""
+        seqs = self.sequences
+        at = np.searchsorted(seqs.user_ids, users) if len(seqs) else np.zeros(0, dtype=np.int64)
+        found = np.array([i < len(seqs) and seqs.user_ids[i] == u for i, u in zip(at, users, strict=True)], dtype=bool)
+        keep = np.unique(at[found]) if len(at) else at
+        return EventWindow(self.cutoff, self.local, seqs.subset(keep), self.holdout)
+
     def history_lengths(self, users: Sequence[str]) -> np.ndarray:
         """Item events before the cutoff of each of ``users`` (0 for users without any)."""
         seqs = self.sequences

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from recsys_tasks.data.snapshot import EVENTS_SCHEMA
-from recsys_tasks.storage import ArtifactStore
+from recsys_tasks.storage import ArtifactStore, parquet_batches
 from recsys_tasks.timeutil import day_start
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def split_snapshot(
         writers = [pq.ParquetWriter(stack.enter_context(store.writing(t)), EVENTS_SCHEMA) for t in targets]
         for writer in writers:
             stack.callback(writer.close)
-        for batch in source.iter_batches(batch_size=65_536):
+        for batch in parquet_batches(source, batch_size=65_536):
             table = pa.Table.from_batches([batch]).cast(EVENTS_SCHEMA)
             _count_activity(table, trending, start=start, stop=stop)
             where = shard_of(table.column("user_id").to_pylist(), shards)

@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
+from recsys_tasks.storage import parquet_batches, read_parquet
+
 log = logging.getLogger(__name__)
 
 #: Rows per chunk unless the caller says otherwise: ~0.1-0.2 GiB of frame for the canonical columns.
@@ -44,8 +46,6 @@ def user_chunks(
         "read whole: memory grows with the window. Re-extract, or check that the source honours ORDER BY.",
         path,
     )
-    from recsys_tasks.storage import read_parquet
-
     table = read_parquet(path)  # a file, or every part of a dataset directory
     frame = _frame(table.select(list(columns)) if columns else table)
     if len(frame):
@@ -69,7 +69,7 @@ def grouped_by_user(path: Path | UPath, *, batch_rows: int = 1_000_000) -> bool:
             parquet = pq.ParquetFile(handle)
             if "user_id" not in parquet.schema_arrow.names:
                 return False  # nothing to group by: read whole, and validation names the missing column
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=["user_id"]):
+            for batch in parquet_batches(parquet, batch_size=batch_rows, columns=["user_id"]):
                 values = batch.column(0).to_pandas().astype("string").to_numpy(dtype=object, na_value="")
                 if not len(values):
                     continue
@@ -87,7 +87,7 @@ def grouped_by_user(path: Path | UPath, *, batch_rows: int = 1_000_000) -> bool:
 def _batches(path: Path | UPath, rows: int, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
     for file in event_files(path):
         with file.open("rb") as handle:
-            yield from pq.ParquetFile(handle).iter_batches(batch_size=rows, columns=columns)
+            yield from parquet_batches(pq.ParquetFile(handle), batch_size=rows, columns=columns)
 
 
 def _stream(path: Path | UPath, columns: Sequence[str] | None, chunk_rows: int) -> Iterator[pd.DataFrame]:

@@ -68,10 +68,14 @@ def build_holdout(split: TemporalSplit) -> Holdout:
 
 
 def holdout_of(window: EventWindow) -> Holdout:
-    """The holdout of a window read from a snapshot (the same as ``build_holdout`` of its split)."""
+    """The holdout of a window read from a snapshot (the same as ``build_holdout`` of its split).
+
+    It keeps the holdout users' sequences only, so the rest of the window can be freed before scoring.
+    """
     users, targets = _targets(window.holdout)
     seen = set(window.train_item_ids)
-    return Holdout(users, targets, window.history_lengths(users), None, _new_item_users(targets, seen), window)
+    lengths = window.history_lengths(users)
+    return Holdout(users, targets, lengths, None, _new_item_users(targets, seen), window.only(users))
 
 
 def _targets(holdout: pd.DataFrame) -> tuple[list[str], list[set[str]]]:

@@ -34,6 +34,7 @@ def run(
     from recsys_tasks.data.event_window import read_event_window
     from recsys_tasks.data.sequences import ItemVocab
     from recsys_tasks.modeling.evaluation import check_outside_training, holdout_of, score
+    from recsys_tasks.modeling.hardware import release_memory
     from recsys_tasks.modeling.promotion import compare, decide
     from recsys_tasks.registry import get_model
     from recsys_tasks.serving.recommender import PopularityRecommender, load_recommender
@@ -54,10 +55,14 @@ def run(
             check_outside_training(model, ctx.cutoff, role=role)
     device = ctx.config.train.device
     ch_rec = load_recommender(challenger.verified_dir(ctx.store), device=device)
-    results: dict[str, Any] = {"challenger": score(ch_rec, holdout, k=cfg.k, num_threads=ctx.config.train.num_threads)}
-    # Baseline: most popular in the last 7 days before the cutoff, over the challenger's catalogue.
+    # Baseline: most popular in the last 7 days before the cutoff, over the challenger's catalogue;
+    # counted now, so that only the holdout users' sequences stay in memory while models score.
     vocab = ItemVocab(ch_rec.vocab.item_ids)
-    popularity = PopularityRecommender.fit(window.encode(vocab), vocab, recent_seconds=7 * 86400)
+    counts = window.popularity(vocab, recent_seconds=7 * 86400)
+    popularity = PopularityRecommender(kind="popularity", vocab=vocab, popularity=counts)
+    del window
+    release_memory()
+    results: dict[str, Any] = {"challenger": score(ch_rec, holdout, k=cfg.k, num_threads=ctx.config.train.num_threads)}
     results["baseline"] = score(popularity, holdout, k=cfg.k)
     if champion is not None:
         results["champion"] = score(load_recommender(champion.verified_dir(ctx.store), device=device), holdout, k=cfg.k)

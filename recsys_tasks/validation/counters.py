@@ -60,10 +60,14 @@ class UniqueIds:
         h = np.concatenate(self._hashes) if self._hashes else np.zeros(0, dtype=np.uint64)
         self._hashes = []
         h.sort()
-        starts = np.flatnonzero(np.concatenate(([True], h[1:] != h[:-1]))) if len(h) else np.zeros(0, np.intp)
-        counts = np.diff(np.append(starts, len(h)))
-        repeated = h[starts[counts > 1]]
-        unexpected = int(counts[counts > 1].sum())
+        # An id is unexpected when it equals a neighbour in sorted order: two bool arrays, no index arrays.
+        same = h[1:] == h[:-1]
+        unexpected_rows = np.zeros(len(h), dtype=bool)
+        unexpected_rows[1:] |= same
+        unexpected_rows[:-1] |= same
+        del same
+        unexpected = int(unexpected_rows.sum())
+        repeated = np.unique(h[unexpected_rows])
         return Tally(
             key=UNIQUE_EVENT_IDS_KEY,
             expectation=UNIQUE_VALUES,

@@ -149,13 +149,14 @@ def _event_ids(clean: Path | None, raw: Path | UPath, batch_rows: int) -> Iterat
     import pyarrow.parquet as pq
 
     from recsys_tasks.data.user_chunks import user_chunks
+    from recsys_tasks.storage import parquet_batches
 
     if clean is None:  # the cleaned file could not be written: the ids as extracted (duplicates and all)
         for chunk in user_chunks(raw, columns=["event_id"], chunk_rows=batch_rows):
             yield chunk["event_id"]
         return
     with clean.open("rb") as handle:
-        for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows, columns=["event_id"]):
+        for batch in parquet_batches(pq.ParquetFile(handle), batch_size=batch_rows, columns=["event_id"]):
             yield batch.column(0).to_pandas()
 
 
