@@ -62,10 +62,12 @@ def run(
     popularity = PopularityRecommender(kind="popularity", vocab=vocab, popularity=counts)
     del window
     release_memory()
-    results: dict[str, Any] = {"challenger": score(ch_rec, holdout, k=cfg.k, num_threads=ctx.config.train.num_threads)}
-    results["baseline"] = score(popularity, holdout, k=cfg.k)
+    batch = ctx.config.publish.batch_users  # users per scoring batch: what bounds this task's peak
+    results: dict[str, Any] = {"challenger": score(ch_rec, holdout, k=cfg.k, batch_users=batch, num_threads=ctx.config.train.num_threads)}
+    results["baseline"] = score(popularity, holdout, k=cfg.k, batch_users=batch)
     if champion is not None:
-        results["champion"] = score(load_recommender(champion.verified_dir(ctx.store), device=device), holdout, k=cfg.k)
+        champion_rec = load_recommender(champion.verified_dir(ctx.store), device=device)
+        results["champion"] = score(champion_rec, holdout, k=cfg.k, batch_users=batch)
     versions = {"challenger": challenger_version, "baseline": "most_popular", "champion": champion.model_version if champion else "-"}
     comparisons = {
         role: compare(results["challenger"], results[role], reference_version=versions[role], reference_role=role, cfg=cfg)

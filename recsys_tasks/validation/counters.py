@@ -2,8 +2,8 @@
 
 Each counter is fed every chunk of the window in row order (:meth:`add`) and judges once at the end,
 so the verdict, the counts and the examples are those one pass over the whole frame would give.
-Memory grows with the window only where a check needs it: 8 bytes of hash per event id (never the
-ids' text), and per type or per padded id for the other checks.
+Memory grows with the window only where a check needs it: per type or per padded id; the event ids'
+8-byte hashes go to local disk in partitions (never the ids' text).
 """
 
 from __future__ import annotations
@@ -41,33 +41,53 @@ def extend_distinct(examples: list[Any], values: Iterable[Any], limit: int = EXA
 
 
 class UniqueIds:
-    """``events.event_id_unique``: ids kept as hashes, repeats found with one sort at the end."""
+    """``events.event_id_unique``: ids kept as 64-bit hashes, spilled to local disk in ``PARTS``
+    partitions by their top bits; each partition is sorted on its own at the end, so memory is one
+    partition's hashes (1/PARTS of 8 bytes per event), not the window's."""
+
+    PARTS = 64
 
     def __init__(self) -> None:
-        self._hashes: list[np.ndarray] = []
+        import tempfile
+
+        self._dir = tempfile.TemporaryDirectory(prefix="recsys-unique-ids-")
         self.rows = 0
         self.missing = 0
+
+    def _part(self, i: int) -> str:
+        return f"{self._dir.name}/{i:03d}.u64"
 
     def add(self, ids: pd.Series) -> None:
         present = ids.notna()
         self.rows += len(ids)
         self.missing += int((~present).sum())
-        self._hashes.append(hashes(ids[present]))
+        h = hashes(ids[present])
+        part = (h >> np.uint64(64 - 6)).astype(np.int64)  # top 6 bits: one of PARTS partitions
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(self.PARTS + 1))
+        for i in np.flatnonzero(np.diff(bounds)):
+            with open(self._part(int(i)), "ab") as out:
+                h[order[bounds[i] : bounds[i + 1]]].tofile(out)
 
     def tally(self, ids_again: Callable[[], Iterable[pd.Series]]) -> Tally:
         """The check's result; ``ids_again`` re-reads the ids in row order, only when some repeat."""
         # An id that may repeat across users' chunks cannot be checked within a chunk.
-        h = np.concatenate(self._hashes) if self._hashes else np.zeros(0, dtype=np.uint64)
-        self._hashes = []
-        h.sort()
-        # An id is unexpected when it equals a neighbour in sorted order: two bool arrays, no index arrays.
-        same = h[1:] == h[:-1]
-        unexpected_rows = np.zeros(len(h), dtype=bool)
-        unexpected_rows[1:] |= same
-        unexpected_rows[:-1] |= same
-        del same
-        unexpected = int(unexpected_rows.sum())
-        repeated = np.unique(h[unexpected_rows])
+        unexpected, repeated_parts = 0, []
+        with self._dir:
+            for i in range(self.PARTS):
+                try:
+                    h = np.fromfile(self._part(i), dtype=np.uint64)
+                except FileNotFoundError:
+                    continue
+                h.sort()
+                # An id is unexpected when it equals a neighbour in sorted order.
+                same = h[1:] == h[:-1]
+                rows = np.zeros(len(h), dtype=bool)
+                rows[1:] |= same
+                rows[:-1] |= same
+                unexpected += int(rows.sum())
+                repeated_parts.append(np.unique(h[rows]))
+        repeated = np.concatenate(repeated_parts) if repeated_parts else np.zeros(0, dtype=np.uint64)
         return Tally(
             key=UNIQUE_EVENT_IDS_KEY,
             expectation=UNIQUE_VALUES,
