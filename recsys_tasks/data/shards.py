@@ -86,6 +86,22 @@ def split_snapshot(
     return [store.uri(t) for t in targets]
 
 
+def item_activity(events: UPath | Path, *, as_of: date, trending_days: int) -> pd.DataFrame:
+    """The item-activity table (``ACTIVITY_SCHEMA``) of a snapshot's events file or dataset, in one
+    streaming pass: what a publication's rules need over all users when it ranks them chunk by chunk."""
+    from recsys_tasks.data.user_chunks import event_files
+
+    stop = pd.Timestamp(day_start(as_of))
+    start = stop - pd.Timedelta(days=trending_days)
+    trending: dict[str, float] = {}
+    for file in event_files(events):
+        with file.open("rb") as handle:
+            source = pq.ParquetFile(handle)
+            for batch in parquet_batches(source, batch_size=65_536, columns=["item_id", "event_ts"]):
+                _count_activity(pa.Table.from_batches([batch]), trending, start=start, stop=stop)
+    return pa.table({"item_id": list(trending), "trending": list(trending.values())}, schema=ACTIVITY_SCHEMA).to_pandas()
+
+
 def _count_activity(table: pa.Table, trending: dict[str, float], *, start: pd.Timestamp, stop: pd.Timestamp) -> None:
     """Add ``table``'s item interactions to ``trending`` (count in [start, stop); 0.0 marks "had any")."""
     with_item = table.filter(pc.is_valid(table.column("item_id")))
@@ -99,4 +115,4 @@ def _count_activity(table: pa.Table, trending: dict[str, float], *, start: pd.Ti
         trending[entry["values"]] = trending.get(entry["values"], 0.0) + float(entry["counts"])
 
 
-__all__ = ["ACTIVITY_SCHEMA", "shard_file", "shard_of", "split_snapshot", "user_hash"]
+__all__ = ["ACTIVITY_SCHEMA", "item_activity", "shard_file", "shard_of", "split_snapshot", "user_hash"]

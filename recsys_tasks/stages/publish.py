@@ -23,11 +23,12 @@ def run(ctx: RunContext, snapshot: str, *, top_k: int | None = None, allow_shrin
     publication shrank by more than ``publish.max_shrink_share`` (``allow_shrink`` overrides the
     config's ``publish.allow_shrink`` for this run); see ``data.publish_safety``.
     """
-    from recsys_tasks.data.snapshot import read_snapshot
+    from recsys_tasks.data.snapshot import read_frame
 
     champion = _champion(ctx)
-    events, items = read_snapshot(ctx.store.path(snapshot))
-    return _publish_whole(ctx, champion, events, items, top_k=top_k, allow_shrink=allow_shrink)
+    path = ctx.store.path(snapshot)
+    items = read_frame(path / "items.parquet")
+    return _publish_whole(ctx, champion, path / "events.parquet", items, top_k=top_k, allow_shrink=allow_shrink)
 
 
 def _champion(ctx: RunContext) -> Any:
@@ -45,26 +46,10 @@ def _champion(ctx: RunContext) -> Any:
     return champion
 
 
-def _ranked(ctx: RunContext, record: Any, events: Any, items: Any, *, top_k: int | None, activity: Any = None) -> tuple:
-    """(rows, spec, k): the lists of the users with item events in ``events``, and what they must satisfy."""
-    from recsys_tasks.modeling.hardware import apply_threads
-    from recsys_tasks.serving.eligibility import list_spec
-    from recsys_tasks.serving.ranking import champion_rows
-    from recsys_tasks.serving.recommender import load_recommender
-
-    apply_threads(ctx.config.train.num_threads, what="scoring")
-    recommender = load_recommender(record.verified_dir(ctx.store), device=ctx.config.train.device)
-    users = sorted(set(events.loc[events["item_id"].notna(), "user_id"].astype(str)))
-    k = min(top_k or ctx.config.publish.top_k, len(recommender.vocab) - 1)
-    rows = champion_rows(
-        recommender, events, items, users=users, config=ctx.config.publish, k=k, as_of=ctx.as_of,
-        run_id=ctx.run_id, model_version=record.model_version, activity=activity,
-    )
-    return rows, list_spec(recommender.vocab, events, items, users=users, config=ctx.config.publish, k=k), k
-
-
 def _ranked_in_chunks(ctx: RunContext, record: Any, events_path: Any, items: Any, *, top_k: int | None, activity: Any) -> tuple:
-    """``_ranked`` of a shard read in chunks of whole users, so its memory is bounded by ``window.chunk_rows``.
+    """(rows, spec, k): the lists of the users with item events in the events file (or dataset)
+    ``events_path``, read in chunks of whole users so memory is bounded by ``window.chunk_rows``, and
+    what they must satisfy.
 
     The rules come once from the item counts of all users (``activity``); each chunk's users are
     ranked as the rows stream out, and their entries are added to the spec before their first row,
@@ -105,11 +90,17 @@ def _ranked_in_chunks(ctx: RunContext, record: Any, events_path: Any, items: Any
 
 
 def _publish_whole(ctx: RunContext, record: Any, events: Any, items: Any, *, top_k: int | None, allow_shrink: bool | None) -> dict:
-    """Rank everyone in ``events`` with ``record``, stage and swap in one go."""
+    """Rank everyone in the events file (or dataset) ``events`` with ``record``, stage and swap in one go.
+
+    One streaming pass counts the item activity over all users; then the users are ranked chunk by
+    chunk, so memory is bounded by ``window.chunk_rows`` as in a shard task.
+    """
     from recsys_tasks.data.publication import write_publication
     from recsys_tasks.data.publish_safety import PublishPolicy
+    from recsys_tasks.data.shards import item_activity
 
-    rows, spec, k = _ranked(ctx, record, events, items, top_k=top_k)
+    activity = item_activity(events, as_of=ctx.as_of, trending_days=ctx.config.publish.trending_days)
+    rows, spec, k = _ranked_in_chunks(ctx, record, events, items, top_k=top_k, activity=activity)
     result = write_publication(
         ctx.engine, ctx.schema, rows, as_of=ctx.as_of, run_id=ctx.run_id, model_version=record.model_version, top_k=k,
         spec=spec, policy=PublishPolicy.from_config(ctx.config.publish, allow_shrink=allow_shrink),
@@ -157,7 +148,7 @@ def stage_shard(
         raise RegistryError(f"the planned champion {shard['model_version']} is not in the registry; rerun the publish tasks")
     items = read_frame(ctx.store.path(shard["items"]))
     if int(shard["shards"]) == 1:
-        events = read_frame(ctx.store.path(shard["events"]))
+        events = ctx.store.path(shard["events"])
         return {"published": _publish_whole(ctx, record, events, items, top_k=top_k, allow_shrink=allow_shrink)}
     activity = read_frame(ctx.store.path(shard["activity"]))
     rows, spec, k = _ranked_in_chunks(ctx, record, ctx.store.path(shard["events"]), items, top_k=top_k, activity=activity)

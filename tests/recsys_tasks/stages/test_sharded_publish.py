@@ -68,6 +68,22 @@ def _sharded(ctx, snapshot) -> dict:
     return stages.publish.merge(ctx, [stages.publish.stage_shard(ctx, shard) for shard in stages.publish.plan(ctx, snapshot)])
 
 
+def _whole_frame_lists(ctx, snapshot, version) -> list[tuple]:
+    from recsys_tasks.data.snapshot import read_snapshot
+    from recsys_tasks.registry import get_model
+    from recsys_tasks.serving.ranking import champion_rows
+    from recsys_tasks.serving.recommender import load_recommender
+
+    events, items = read_snapshot(ctx.store.path(snapshot))
+    recommender = load_recommender(get_model(ctx.engine, ctx.schema, version).verified_dir(ctx.store))
+    users = sorted(set(events.loc[events["item_id"].notna(), "user_id"].astype(str)))
+    rows = champion_rows(
+        recommender, events, items, users=users, config=ctx.config.publish, k=ctx.config.publish.top_k,
+        as_of=AS_OF.date(), run_id=ctx.run_id, model_version=version,
+    )
+    return sorted((r.user_id, r.rank, r.item_id, r.reason) for r in rows)
+
+
 def _lists(engine, schema):
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(sa.text(LISTS.format(s=f'"{schema}"')), {"d": "2026-02-01"})]
@@ -82,6 +98,9 @@ def test_four_shards_publish_what_one_task_publishes(shop):
 
     one = stages.publish.run(ctx, snapshot)
     reference = _lists(engine, schema)
+    # The task ranks chunk by chunk with the rules counted over all users in one streaming pass:
+    # the same lists as ranking the whole frame with the rules counted from it.
+    assert [r[:4] for r in reference] == _whole_frame_lists(ctx, snapshot, one["model_version"])
     # The DAG's path with publish.shards: 1 (one mapped task that publishes outright) is the same publication.
     assert _sharded(ctx, snapshot) == {**one, "shards": 1, "lock_waits": 0}
     assert [r[:4] for r in _lists(engine, schema)] == [r[:4] for r in reference]
