@@ -32,12 +32,11 @@ def run(
     most-popular alone (the documented way out of a corrupted champion).
     """
     from recsys_tasks.data.event_window import read_event_window
-    from recsys_tasks.data.sequences import ItemVocab
     from recsys_tasks.modeling.evaluation import check_outside_training, holdout_of, score
     from recsys_tasks.modeling.hardware import release_memory
     from recsys_tasks.modeling.promotion import compare, decide
     from recsys_tasks.registry import get_model
-    from recsys_tasks.serving.recommender import PopularityRecommender, load_recommender
+    from recsys_tasks.serving.recommender import load_recommender
 
     cfg = ctx.config.evaluation
     window = read_event_window(
@@ -55,11 +54,8 @@ def run(
             check_outside_training(model, ctx.cutoff, role=role)
     device = ctx.config.train.device
     ch_rec = load_recommender(challenger.verified_dir(ctx.store), device=device)
-    # Baseline: most popular in the last 7 days before the cutoff, over the challenger's catalogue;
-    # counted now, so that only the holdout users' sequences stay in memory while models score.
-    vocab = ItemVocab(ch_rec.vocab.item_ids)
-    counts = window.popularity(vocab, recent_seconds=7 * 86400)
-    popularity = PopularityRecommender(kind="popularity", vocab=vocab, popularity=counts)
+    # Counted now, so that only the holdout users' sequences stay in memory while models score.
+    popularity = _most_popular(window, ch_rec)
     del window
     release_memory()
     batch = ctx.config.publish.batch_users  # users per scoring batch: what bounds this task's peak
@@ -103,6 +99,16 @@ def run(
     }
     mirror_evaluation(ctx, result)  # MLflow, when configured; never fails the task
     return result
+
+
+def _most_popular(window: Any, challenger: Any) -> Any:
+    """The baseline: most popular in the last 7 days before the cutoff, over the challenger's catalogue."""
+    from recsys_tasks.data.sequences import ItemVocab
+    from recsys_tasks.serving.recommender import PopularityRecommender
+
+    vocab = ItemVocab(challenger.vocab.item_ids)
+    counts = window.popularity(vocab, recent_seconds=7 * 86400)
+    return PopularityRecommender(kind="popularity", vocab=vocab, popularity=counts)
 
 
 def _store(
