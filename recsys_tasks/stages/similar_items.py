@@ -17,7 +17,7 @@ def run(ctx: RunContext, snapshot: str) -> dict[str, Any]:
 
     from recsys_tasks.data.publication import write_similar_items
     from recsys_tasks.data.publish_safety import PublishPolicy
-    from recsys_tasks.data.snapshot import read_snapshot
+    from recsys_tasks.data.snapshot import read_frame
     from recsys_tasks.data.warehouse import ensure_output_schema
     from recsys_tasks.registry import champion_at
     from recsys_tasks.serving.recommender import load_recommender
@@ -27,7 +27,7 @@ def run(ctx: RunContext, snapshot: str) -> dict[str, Any]:
     champion = champion_at(ctx.engine, ctx.schema, ctx.as_of)  # point in time: the champion of this date
     if champion is None:
         raise NothingToPublish("there is no champion model yet, so there are no item vectors to publish similar items from")
-    _, items = read_snapshot(ctx.store.path(snapshot))
+    items = read_frame(ctx.store.path(snapshot) / "items.parquet")  # the catalogue only, not the window's events
     recommender = load_recommender(champion.verified_dir(ctx.store), device="cpu")
     vectors = recommender.item_vectors()
     if vectors.ndim != 2 or vectors.shape[1] < 2:
