@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 EventIds = Callable[[], Iterable[pd.Series]]
 
 
-class EventWindow:
+class WindowChecks:
     """The events checks of one window, fed one cleaned chunk of whole users at a time, in row order."""
 
     def __init__(
@@ -144,7 +144,7 @@ class EventWindow:
 
 
 class SnapshotValidation:
-    """One run's validation: the catalogue checked whole, the events by :class:`EventWindow`, one report."""
+    """One run's validation: the catalogue checked whole, the events by :class:`WindowChecks`, one report."""
 
     def __init__(
         self,
@@ -173,7 +173,7 @@ class SnapshotValidation:
             items, ITEM_DTYPES, "items", ITEMS_SUITE, self.severity
         )
         catalogue = items["item_id"] if "item_id" in self.item_ok else None
-        self.events = EventWindow(
+        self.events = WindowChecks(
             self.gx, self.context, catalogue, start=start, end=end, hist=hist,
             config=config, severity=self.severity, run_id=run_id,
         )
