@@ -47,17 +47,11 @@ class EventWindow:
     def encode(self, vocab: ItemVocab, users: Sequence[str] | None = None) -> SequenceData:
         """The sequences in ``vocab``'s indices (items it does not know dropped), of ``users`` in that
         order when given (empty for users without events), else of every user."""
-        seqs = self.sequences
-        if users is not None:
-            at = np.searchsorted(seqs.user_ids, users) if len(seqs) else np.zeros(len(users), dtype=np.int64)
-            at = np.minimum(at, max(len(seqs) - 1, 0))
-            known = np.array([len(seqs) > 0 and seqs.user_ids[i] == u for i, u in zip(at, users, strict=True)], dtype=bool)
-            seqs = _take_or_empty(seqs, at, known, list(users))
-        remap = np.concatenate(([PAD], vocab.encode(self.local.item_ids))).astype(np.int64)
+        seqs = self.sequences if users is None else self._of_users(list(users))
         _, items, kinds, times = seqs.flat()
-        mapped = remap[items]
+        mapped = self._remap(vocab)[items]
         keep = mapped != PAD
-        offsets = _ragged_offsets(seqs)
+        offsets = seqs.items.offsets
         return SequenceData(
             list(seqs.user_ids), Ragged(mapped, offsets).where(keep), Ragged(kinds, offsets).where(keep),
             Ragged(times, offsets).where(keep),
@@ -65,7 +59,7 @@ class EventWindow:
 
     def popularity(self, vocab: ItemVocab, *, recent_seconds: float | None = None) -> np.ndarray:
         """``popularity_counts`` of ``encode(vocab)``, counted in the window's own numbers (no copy of it)."""
-        remap = np.concatenate(([PAD], vocab.encode(self.local.item_ids))).astype(np.int64)
+        remap = self._remap(vocab)
         _, items, _, ts = self.sequences.flat()
         known = remap[items] != PAD
         if recent_seconds is not None and known.any():
@@ -77,21 +71,38 @@ class EventWindow:
 
     def only(self, users: Sequence[str]) -> EventWindow:
         """This window with the sequences of ``users`` only (those of them it has), e.g. the holdout's."""
-        seqs = self.sequences
-        at = np.searchsorted(seqs.user_ids, users) if len(seqs) else np.zeros(0, dtype=np.int64)
-        found = np.array([i < len(seqs) and seqs.user_ids[i] == u for i, u in zip(at, users, strict=True)], dtype=bool)
-        keep = np.unique(at[found]) if len(at) else at
-        return EventWindow(self.cutoff, self.local, seqs.subset(keep), self.holdout)
+        at, found = self._positions(users)
+        return EventWindow(self.cutoff, self.local, self.sequences.subset(np.unique(at[found])), self.holdout)
 
     def history_lengths(self, users: Sequence[str]) -> np.ndarray:
         """Item events before the cutoff of each of ``users`` (0 for users without any)."""
-        seqs = self.sequences
-        if not len(seqs):
-            return np.zeros(len(users), dtype=np.int64)
-        lengths = np.diff(_ragged_offsets(seqs))
-        at = np.minimum(np.searchsorted(seqs.user_ids, users), len(seqs) - 1)
-        found = np.array([seqs.user_ids[i] == u for i, u in zip(at, users, strict=True)], dtype=bool)
-        return np.where(found, lengths[at], 0).astype(np.int64)
+        at, found = self._positions(users)
+        lengths = np.zeros(len(users), dtype=np.int64)
+        lengths[found] = self.sequences.items.lengths[at[found]]
+        return lengths
+
+    def _remap(self, vocab: ItemVocab) -> np.ndarray:
+        """Window item number -> ``vocab`` index (``PAD`` for items ``vocab`` does not know)."""
+        return np.concatenate(([PAD], vocab.encode(self.local.item_ids))).astype(np.int64)
+
+    def _positions(self, users: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(position of each of ``users`` among the window's sorted users, whether it is there at all)."""
+        ids = self.sequences.user_ids
+        if not ids:
+            return np.zeros(len(users), dtype=np.int64), np.zeros(len(users), dtype=bool)
+        at = np.minimum(np.searchsorted(ids, users), len(ids) - 1).astype(np.int64)
+        found = np.fromiter((ids[i] == u for i, u in zip(at, users, strict=True)), dtype=bool, count=len(users))
+        return at, found
+
+    def _of_users(self, users: list[str]) -> SequenceData:
+        """The runs of ``users`` in that order, empty runs for users the window does not have."""
+        at, found = self._positions(users)
+        present = self.sequences.subset(at[found])
+        lengths = np.zeros(len(users), dtype=np.int64)
+        lengths[found] = present.items.lengths
+        offsets = np.concatenate(([0], np.cumsum(lengths)))
+        _, items, kinds, times = present.flat()
+        return SequenceData(users, Ragged(items, offsets), Ragged(kinds, offsets), Ragged(times, offsets))
 
 
 def read_event_window(
@@ -147,22 +158,6 @@ def _sorted_sequences(
 
 def _cat(parts: list[np.ndarray], dtype: object) -> np.ndarray:
     return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
-
-
-def _ragged_offsets(seqs: SequenceData) -> np.ndarray:
-    return seqs.items.offsets if isinstance(seqs.items, Ragged) else seqs.flat()[0]
-
-
-def _take_or_empty(seqs: SequenceData, at: np.ndarray, known: np.ndarray, users: list[str]) -> SequenceData:
-    """The runs at ``at`` for the ``known`` users, empty runs for the others, named ``users``."""
-    out = seqs.subset(at[known]) if len(seqs) else seqs
-    offsets = np.zeros(len(users) + 1, dtype=np.int64)
-    lengths = np.zeros(len(users), dtype=np.int64)
-    if known.any():
-        lengths[known] = np.diff(_ragged_offsets(out))
-    offsets[1:] = np.cumsum(lengths)
-    _, items, kinds, times = out.flat()
-    return SequenceData(users, Ragged(items, offsets), Ragged(kinds, offsets), Ragged(times, offsets))
 
 
 __all__ = ["COLUMNS", "EventWindow", "read_event_window"]
