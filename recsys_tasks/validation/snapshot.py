@@ -148,16 +148,14 @@ def _event_ids(clean: Path | None, raw: Path | UPath, batch_rows: int) -> Iterat
     """The window's event ids in row order, batch by batch: from the cleaned file, else the extracted one."""
     import pyarrow.parquet as pq
 
-    from recsys_tasks.data.user_chunks import user_chunks
+    from recsys_tasks.data.user_chunks import event_files
     from recsys_tasks.storage import parquet_batches
 
-    if clean is None:  # the cleaned file could not be written: the ids as extracted (duplicates and all)
-        for chunk in user_chunks(raw, columns=["event_id"], chunk_rows=batch_rows):
-            yield chunk["event_id"]
-        return
-    with clean.open("rb") as handle:
-        for batch in parquet_batches(pq.ParquetFile(handle), batch_size=batch_rows, columns=["event_id"]):
-            yield batch.column(0).to_pandas()
+    # From the cleaned file; when it could not be written, the ids as extracted (duplicates and all).
+    for file in [clean] if clean is not None else event_files(raw):
+        with file.open("rb") as handle:
+            for batch in parquet_batches(pq.ParquetFile(handle), batch_size=batch_rows, columns=["event_id"]):
+                yield batch.column(0).to_pandas()
 
 
 class _Sink:
