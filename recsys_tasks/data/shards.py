@@ -58,9 +58,7 @@ def split_snapshot(
 
     Returns the shard files' URIs. Memory is bounded by one record batch plus per-item counters.
     """
-    stop = pd.Timestamp(day_start(as_of))
-    start = stop - pd.Timedelta(days=trending_days)
-    trending: dict[str, float] = {}
+    activity = _Activity(as_of, trending_days)
     targets = [out_dir / shard_file(i, shards) for i in range(shards)]
     with ExitStack() as stack:
         source = pq.ParquetFile(stack.enter_context((snapshot / "events.parquet").open("rb")))
@@ -69,7 +67,7 @@ def split_snapshot(
             stack.callback(writer.close)
         for batch in parquet_batches(source, batch_size=65_536):
             table = pa.Table.from_batches([batch]).cast(EVENTS_SCHEMA)
-            _count_activity(table, trending, start=start, stop=stop)
+            activity.add(table)
             where = shard_of(table.column("user_id").to_pylist(), shards)
             for i, writer in enumerate(writers):
                 part = table.filter(pa.array(where == i))
@@ -77,12 +75,9 @@ def split_snapshot(
                     writer.write_table(part)
         for writer in writers:  # a shard without users still gets a readable (empty) file
             writer.write_table(EVENTS_SCHEMA.empty_table())
-    activity = pa.table(
-        {"item_id": list(trending), "trending": list(trending.values())}, schema=ACTIVITY_SCHEMA
-    )
     with store.writing(out_dir / "item_activity.parquet") as tmp:
-        pq.write_table(activity, tmp)
-    log.info("split %s into %d user shards (%d items with interactions)", snapshot, shards, len(trending))
+        pq.write_table(activity.table(), tmp)
+    log.info("split %s into %d user shards (%d items with interactions)", snapshot, shards, len(activity.trending))
     return [store.uri(t) for t in targets]
 
 
@@ -91,28 +86,36 @@ def item_activity(events: UPath | Path, *, as_of: date, trending_days: int) -> p
     streaming pass: what a publication's rules need over all users when it ranks them chunk by chunk."""
     from recsys_tasks.data.user_chunks import event_files
 
-    stop = pd.Timestamp(day_start(as_of))
-    start = stop - pd.Timedelta(days=trending_days)
-    trending: dict[str, float] = {}
+    activity = _Activity(as_of, trending_days)
     for file in event_files(events):
         with file.open("rb") as handle:
-            source = pq.ParquetFile(handle)
-            for batch in parquet_batches(source, batch_size=65_536, columns=["item_id", "event_ts"]):
-                _count_activity(pa.Table.from_batches([batch]), trending, start=start, stop=stop)
-    return pa.table({"item_id": list(trending), "trending": list(trending.values())}, schema=ACTIVITY_SCHEMA).to_pandas()
+            for batch in parquet_batches(pq.ParquetFile(handle), batch_size=65_536, columns=["item_id", "event_ts"]):
+                activity.add(pa.Table.from_batches([batch]))
+    return activity.table().to_pandas()
 
 
-def _count_activity(table: pa.Table, trending: dict[str, float], *, start: pd.Timestamp, stop: pd.Timestamp) -> None:
-    """Add ``table``'s item interactions to ``trending`` (count in [start, stop); 0.0 marks "had any")."""
-    with_item = table.filter(pc.is_valid(table.column("item_id")))
-    for item in pc.unique(with_item.column("item_id")).to_pylist():
-        trending.setdefault(item, 0.0)
-    ts = with_item.column("event_ts")
-    window = with_item.filter(pc.and_(pc.greater_equal(ts, pa.scalar(start.to_pydatetime(), ts.type)),
-                                      pc.less(ts, pa.scalar(stop.to_pydatetime(), ts.type))))
-    counts = pc.value_counts(window.column("item_id"))
-    for entry in counts.to_pylist():
-        trending[entry["values"]] = trending.get(entry["values"], 0.0) + float(entry["counts"])
+class _Activity:
+    """Each item's interactions in the trending window before ``as_of`` (0.0 marks "had any"), batch by batch."""
+
+    def __init__(self, as_of: date, trending_days: int) -> None:
+        self.stop = pd.Timestamp(day_start(as_of))
+        self.start = self.stop - pd.Timedelta(days=trending_days)
+        self.trending: dict[str, float] = {}
+
+    def add(self, table: pa.Table) -> None:
+        with_item = table.filter(pc.is_valid(table.column("item_id")))
+        for item in pc.unique(with_item.column("item_id")).to_pylist():
+            self.trending.setdefault(item, 0.0)
+        ts = with_item.column("event_ts")
+        in_window = pc.and_(
+            pc.greater_equal(ts, pa.scalar(self.start.to_pydatetime(), ts.type)),
+            pc.less(ts, pa.scalar(self.stop.to_pydatetime(), ts.type)),
+        )
+        for entry in pc.value_counts(with_item.filter(in_window).column("item_id")).to_pylist():
+            self.trending[entry["values"]] = self.trending.get(entry["values"], 0.0) + float(entry["counts"])
+
+    def table(self) -> pa.Table:
+        return pa.table({"item_id": list(self.trending), "trending": list(self.trending.values())}, schema=ACTIVITY_SCHEMA)
 
 
 __all__ = ["ACTIVITY_SCHEMA", "item_activity", "shard_file", "shard_of", "split_snapshot", "user_hash"]
